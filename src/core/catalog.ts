@@ -3,7 +3,7 @@
  * schema, validation, addressing, whether it blocks the port, and the shape of its reply.
  * The client, the bundled server and the Node-RED nodes all read this one table.
  */
-import { checkToken, escapeText, unescapeText } from './codec';
+import { checkToken, escapeText, unescapeText, unescapeTextLenient } from './codec';
 import { UnknownCommandError, ValidationError } from './errors';
 
 export const TONE_TYPES = ['busy', 'dialx', 'dial', 'ringback'] as const;
@@ -210,18 +210,24 @@ export function encodeArgs(cmd: CommandSpec, values: readonly ArgValue[]): strin
   return out;
 }
 
+/** The argument specs that travel as argN (for target addressing, the port travels as dst). */
+export function wireArgSpecs(cmd: CommandSpec): ArgSpec[] {
+  return cmd.addressing === 'target' || cmd.addressing === 'server-or-target' ? cmd.args.slice(1) : cmd.args;
+}
+
 /**
  * Server side: check wire arguments against the schema. Returns decoded values
  * (file names unescaped) or throws ValidationError with the reason to send back.
  */
 export function decodeArgs(cmd: CommandSpec, wireArgs: readonly string[]): string[] {
-  const required = cmd.args.filter((a) => !a.optional).length;
-  if (wireArgs.length < required || wireArgs.length > cmd.args.length) {
-    const want = required === cmd.args.length ? `${required}` : `${required} to ${cmd.args.length}`;
+  const specs = wireArgSpecs(cmd);
+  const required = specs.filter((a) => !a.optional).length;
+  if (wireArgs.length < required || wireArgs.length > specs.length) {
+    const want = required === specs.length ? `${required}` : `${required} to ${specs.length}`;
     throw new ValidationError(`takes ${want} argument(s), got ${wireArgs.length}`, cmd.wire);
   }
   return wireArgs.map((raw, i) => {
-    const spec = cmd.args[i];
+    const spec = specs[i];
     if (spec.type === 'file') {
       let v: string;
       try {
@@ -303,10 +309,18 @@ export function interpretReply(cmd: CommandSpec | undefined, args: readonly stri
   return r;
 }
 
-function unescapeTextLenient(s: string): string {
-  try {
-    return unescapeText(s);
-  } catch {
-    return s;
+
+/** Client side: validate values and work out dst and the wire arguments. */
+export function encodeCommand(cmd: CommandSpec, values: readonly ArgValue[], ownHandle: number): { dst: number; args: string[] } {
+  const enc = encodeArgs(cmd, values);
+  switch (cmd.addressing) {
+    case 'self':
+      return { dst: ownHandle, args: enc };
+    case 'server':
+      return { dst: -2, args: enc };
+    case 'target':
+      return { dst: Number(enc[0]) - 1, args: enc.slice(1) };
+    case 'server-or-target':
+      return enc.length === 0 ? { dst: -2, args: [] } : { dst: Number(enc[0]) - 1, args: enc.slice(1) };
   }
 }
