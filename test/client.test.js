@@ -178,11 +178,12 @@ describe('CtPort against the bundled ctserver (TCP)', function () {
     const p1 = c.sleep(30);
     const p2 = c.clear();
     const p3 = c.setScriptName('never');
+    const settled = Promise.allSettled([p1, p2, p3]);
     await delay(100);
     const disconnected = once(c, 'disconnected');
     await env.server.stop();
     await disconnected;
-    const results = await Promise.allSettled([p1, p2, p3]);
+    const results = await settled;
     // the blocking sleep is ended by the shutdown (EVENT) or fails with the disconnect; the queued ones fail
     results.slice(1).forEach((r) => {
       r.status.should.equal('rejected');
@@ -198,9 +199,10 @@ describe('CtPort against the bundled ctserver (TCP)', function () {
     const c = port(1);
     await c.connect();
     const p = c.sleep(30);
+    const failed = p.should.be.rejectedWith({ code: 'EDISCONNECTED' });
     await delay(50);
     await c.disconnect();
-    await p.should.be.rejectedWith({ code: 'EDISCONNECTED' });
+    await failed;
   });
 
   it('reconnects with backoff after the server restarts', async function () {

@@ -81,6 +81,8 @@ export interface CtEvent {
   status?: number;
   /** true for send_event messages (not a telephony event). */
   user?: boolean;
+  /** send_event messages: the sending port, or 'manager'. */
+  from?: number | 'manager';
 }
 
 interface Pending {
@@ -274,7 +276,7 @@ export abstract class CtConnection extends EventEmitter {
 
   private emitEvent(msg: ParsedMessage): void {
     const name = msg.name;
-    const ev: CtEvent = { event: name, port: msg.src + 1, args: msg.args, raw: msg.raw };
+    const ev: CtEvent = { event: name, port: msg.dst + 1, args: msg.args, raw: msg.raw };
     if (name === 'dtmf') ev.digit = msg.args[0];
     else if (name === 'ring') {
       ev.rings = Number(msg.args[1] ?? 1);
@@ -292,6 +294,7 @@ export abstract class CtConnection extends EventEmitter {
       this.emit('protocol_error', new ProtocolError(`unexpected reply "${name}" with no command waiting`, msg.raw));
     } else {
       ev.user = true;
+      ev.from = msg.src === MANAGER_HANDLE ? 'manager' : msg.src + 1;
       this.emit('event', ev);
       this.emit('message', ev);
     }

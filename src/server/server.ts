@@ -185,12 +185,18 @@ export class CtServer extends EventEmitter {
       this.dropCall(p, 'shutdown');
       p.state = 'idle';
     }
-    await Promise.all(this.tcpServers.map((l) => new Promise<void>((r) => l.close(() => r()))));
+    const closing = this.tcpServers.map((l) => new Promise<void>((r) => l.close(() => r())));
+    // Let replies that ending the blocking commands produced reach their clients, then close.
+    await new Promise<void>((r) => setImmediate(r));
     for (const s of this.sessions) {
       s.closed = true;
-      s.socket.destroy();
+      s.socket.end();
+      s.socket.destroySoon();
     }
+    await new Promise<void>((r) => setTimeout(r, 10).unref());
+    for (const s of this.sessions) s.socket.destroy();
     this.sessions.clear();
+    await Promise.all(closing);
     if (this.sip) await this.sip.stop();
     if (this.logStream) await new Promise<void>((r) => this.logStream!.end(() => r()));
     this.logStream = undefined;
