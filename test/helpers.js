@@ -65,3 +65,42 @@ function once(emitter, name, ms = 5000, filter = () => true) {
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 module.exports = { startServer, freePort, once, delay };
+
+/** Start bin/ctserver as a real process through the Supervisor, on free ports. */
+async function startServerProcess(extraArgs = [], ports = 4) {
+  const { Supervisor } = require('../dist/core');
+  let lastErr;
+  for (let i = 0; i < 20; i++) {
+    const basePort = randomBase();
+    const sipPort = await freeUdpPort();
+    const rtpLo = 30000 + 2 * Math.floor(Math.random() * 10000);
+    const sup = new Supervisor({
+      args: ['--ports', String(ports), '--base-port', String(basePort), '--manager-port', String(basePort), '--sip-port', String(sipPort), '--rtp-ports', `${rtpLo}-${rtpLo + 400}`, '--quiet', ...extraArgs],
+      restart: false,
+    });
+    try {
+      await sup.start();
+      return { sup, basePort, managerPort: basePort, sipPort };
+    } catch (e) {
+      lastErr = e;
+      if (e.code !== 'EADDRINUSE' && e.code !== 'EEARLYEXIT') throw e;
+    }
+  }
+  throw lastErr;
+}
+
+/** A UDP port that was free a moment ago. */
+function freeUdpPort() {
+  const dgram = require('dgram');
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports.startServerProcess = startServerProcess;
+module.exports.freeUdpPort = freeUdpPort;

@@ -527,7 +527,7 @@ export class CtServer extends EventEmitter {
     const type = (info.contentType ?? '').toLowerCase();
     const body = info.body ?? '';
     let signal: string | undefined;
-    if (type.startsWith('application/dtmf-relay')) signal = /signal\s*=\s*([0-9A-Da-d*#!]|1[0-6])/i.exec(body)?.[1];
+    if (type.startsWith('application/dtmf-relay')) signal = /signal\s*=\s*(1[0-6]|[0-9A-Da-d*#!])/i.exec(body)?.[1];
     else if (type.startsWith('application/dtmf')) signal = body.trim().slice(0, 2);
     else if (type.startsWith('application/hook-flash')) signal = '16';
     if (!signal) return;
