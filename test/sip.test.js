@@ -351,6 +351,52 @@ describe('SIP layer', function () {
     });
   });
 
+  describe('UAC core against a hand-written UAS', function () {
+    let caller;
+    let raw;
+    afterEach(async function () {
+      if (caller) await caller.stop();
+      if (raw) await raw.close();
+    });
+
+    it('ACKs the 200 and every retransmission of it, then BYEs via the Contact', async function () {
+      caller = new SipCaller();
+      await caller.start();
+      raw = await rawPeer();
+      const call = caller.call(`sip:far@127.0.0.1:${raw.port}`);
+      await until(() => raw.received.some((m) => m.startsWith('INVITE ')), 1000, 'INVITE');
+      const invite = raw.received.find((m) => m.startsWith('INVITE '));
+      const header = (name) => invite.split('\r\n').find((l) => l.toLowerCase().startsWith(name.toLowerCase() + ':'));
+      const ok = sipMessage(
+        [
+          'SIP/2.0 200 OK',
+          header('Via'),
+          header('From'),
+          `${header('To')};tag=uas1`,
+          header('Call-ID'),
+          header('CSeq'),
+          `Contact: <sip:far@127.0.0.1:${raw.port}>`,
+          'Content-Type: application/sdp',
+        ],
+        SDP,
+      );
+      const callerPort = caller.address().port;
+      await raw.send(ok, callerPort);
+      (await call.answered).port.should.equal(30000);
+      await raw.send(ok, callerPort); // as if our ACK had been lost
+      await until(() => raw.received.filter((m) => m.startsWith('ACK ')).length >= 2, 1000, 'two ACKs');
+      const acks = raw.received.filter((m) => m.startsWith('ACK '));
+      acks[0].should.startWith(`ACK sip:far@127.0.0.1:${raw.port} SIP/2.0`);
+      acks[0].should.match(/\r\nTo: +<sip:far@127\.0\.0\.1:\d+>;tag=uas1\r\n/);
+      acks[0].should.match(/\r\nCSeq: \d+ ACK\r\n/);
+      call.count('got 200').should.equal(2);
+      call.count('sent ACK').should.equal(2);
+      call.hangup();
+      await until(() => raw.received.some((m) => m.startsWith('BYE ')), 1000, 'BYE');
+      raw.received.find((m) => m.startsWith('BYE ')).should.match(/\r\nTo: +<sip:far@127\.0\.0\.1:\d+>;tag=uas1\r\n/);
+    });
+  });
+
   describe('registrar', function () {
     let ua;
     let phone;
@@ -485,6 +531,10 @@ describe('SIP layer', function () {
       });
       await raw.send(rawInvite(raw.port, port, { callId: 'badsdp', branch: 'z9hG4bKbadsdp', body: 'v=0\r\n' }), port);
       await until(() => raw.received.some((m) => m.startsWith('SIP/2.0 488')), 1000, '488');
+      const notSdp = rawInvite(raw.port, port, { callId: 'notsdp', branch: 'z9hG4bKnotsdp', body: 'hello' }).replace('application/sdp', 'text/plain');
+      await raw.send(notSdp, port);
+      await until(() => raw.received.some((m) => m.startsWith('SIP/2.0 415')), 1000, '415');
+      raw.received.find((m) => m.startsWith('SIP/2.0 415')).should.match(/\r\nAccept: application\/sdp\r\n/);
     });
 
     it('binding a taken port rejects with a clear message', async function () {

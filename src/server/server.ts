@@ -193,7 +193,7 @@ export class CtServer extends EventEmitter {
       s.socket.end();
       s.socket.destroySoon();
     }
-    await new Promise<void>((r) => setTimeout(r, 10).unref());
+    await new Promise<void>((r) => setTimeout(r, 10));
     for (const s of this.sessions) s.socket.destroy();
     this.sessions.clear();
     await Promise.all(closing);

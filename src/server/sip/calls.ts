@@ -59,7 +59,7 @@ export interface CallParty {
   uri: string;
 }
 
-/** How the UA wants a request's responses reported (internal). */
+/** How the UA wants a request's responses reported. @internal */
 export interface RequestCallbacks {
   /** Every response (1xx, final, and for INVITE retransmitted 2xx). */
   onResponse(rs: sip.SipResponse, fromNetwork: boolean): void;
@@ -70,6 +70,7 @@ export interface RequestCallbacks {
 /**
  * Plumbing between SipUA and its calls. Internal: not part of the public API even though the
  * call constructors mention it.
+ * @internal
  */
 export interface UaCore {
   readonly timers: TimerSet;
@@ -152,10 +153,13 @@ export abstract class SipCall extends EventEmitter {
   /** The peer's raw SDP text. */
   remoteSdpText?: string;
 
+  /** @internal */
   protected readonly core: UaCore;
+  /** @internal */
   protected readonly dlg: DialogState;
   private endedEmitted = false;
 
+  /** @internal */
   protected constructor(core: UaCore, dlg: DialogState) {
     super();
     this.core = core;
@@ -210,7 +214,7 @@ export abstract class SipCall extends EventEmitter {
     });
   }
 
-  /** Build an in-dialog request (RFC 3261 12.2.1.1), loose or strict routing. */
+  /** Build an in-dialog request (RFC 3261 12.2.1.1), loose or strict routing. @internal */
   protected buildInDialog(method: string, seq?: number): { rq: sip.SipRequest; hop: string | sip.SipUri } {
     const d = this.dlg;
     const cseq = seq ?? ++d.localSeq;
@@ -271,7 +275,7 @@ export abstract class SipCall extends EventEmitter {
 
   /**
    * Common in-dialog checks (RFC 3261 12.2.2): remote tag and CSeq order. Returns false when
-   * the request was answered with an error here.
+   * the request was answered with an error here. @internal
    */
   protected checkInDialog(rq: sip.SipRequest, tx: sip.ServerTransaction): boolean {
     const fromTag = tagOf(rq.headers.from);
@@ -288,7 +292,7 @@ export abstract class SipCall extends EventEmitter {
     return true;
   }
 
-  /** In-dialog INFO and OPTIONS; returns false if the method is not one of those. */
+  /** In-dialog INFO, OPTIONS, re-INVITE (488) and others (405). @internal */
   protected handleCommonInDialog(rq: sip.SipRequest, tx: sip.ServerTransaction): boolean {
     switch (rq.method) {
       case 'INFO':

@@ -131,6 +131,7 @@ export class SipUA extends EventEmitter {
   private bound: { host: string; port: number } | undefined;
   private advertised: string;
   private stopPromise: Promise<void> | undefined;
+  private startPromise: Promise<{ host: string; port: number }> | undefined;
 
   constructor(private readonly opts: SipUAOptions = {}) {
     super();
@@ -164,8 +165,13 @@ export class SipUA extends EventEmitter {
    * Bind the UDP socket. Resolves with the bound address (the real port when port 0 was
    * asked for); rejects with e.g. "SIP UDP 127.0.0.1:5060: address already in use".
    */
-  async start(): Promise<{ host: string; port: number }> {
-    if (this.runState !== 'idle') throw new Error(`SipUA.start(): already ${this.runState}`);
+  start(): Promise<{ host: string; port: number }> {
+    if (this.runState !== 'idle') return Promise.reject(new Error(`SipUA.start(): already ${this.runState} (create a new SipUA to start again)`));
+    this.startPromise = this.doStart();
+    return this.startPromise;
+  }
+
+  private async doStart(): Promise<{ host: string; port: number }> {
     this.runState = 'starting';
     const transport = new UdpTransport({
       host: this.host,
@@ -207,14 +213,8 @@ export class SipUA extends EventEmitter {
 
   private async doStop(): Promise<void> {
     if (this.runState === 'starting') {
-      // start() is binding: let it finish, then stop.
-      await new Promise<void>((resolve) => {
-        const poll = (): void => {
-          if (this.runState === 'starting') setImmediate(poll);
-          else resolve();
-        };
-        poll();
-      });
+      // start() is binding: let it finish (or fail), then stop.
+      await this.startPromise?.catch(() => undefined);
       if ((this.runState as RunState) !== 'running') {
         this.runState = 'stopped';
         return;
@@ -394,8 +394,12 @@ export class SipUA extends EventEmitter {
       },
     };
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
-      if (/[\r\n]/.test(v)) throw new Error(`request: header ${k} must not contain CR/LF`);
-      rq.headers[k.toLowerCase()] = v;
+      const lk = k.toLowerCase();
+      if (['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'max-forwards'].includes(lk)) {
+        throw new Error(`request: header ${JSON.stringify(k)} is set by the SIP stack and cannot be overridden`);
+      }
+      if (!/^[A-Za-z0-9!%*_+`'~.-]+$/.test(k) || /[\r\n]/.test(String(v))) throw new Error(`request: bad header ${JSON.stringify(k)}`);
+      rq.headers[lk] = String(v);
     }
     if (opts.body !== undefined) {
       rq.headers['content-type'] = opts.contentType ?? 'text/plain';
