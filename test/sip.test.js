@@ -540,7 +540,7 @@ describe('SIP layer', function () {
     it('binding a taken port rejects with a clear message', async function () {
       const port = ua.address().port;
       const other = new SipUA({ port });
-      await other.start().should.be.rejectedWith(`SIP UDP 127.0.0.1:${port}: address already in use`);
+      await other.start().should.be.rejectedWith({ message: `SIP UDP 127.0.0.1:${port}: address already in use`, code: 'EADDRINUSE' });
       await other.stop();
     });
 

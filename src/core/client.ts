@@ -429,6 +429,25 @@ export abstract class CtConnection extends EventEmitter {
     const raw = msg.raw + ' \n';
     return this.enqueue(cmd.event, () => [{ cmd, wire: cmd.wire, dst: msg.dst, args: msg.args, raw }], { urgent: cmd.urgent });
   }
+
+  /** Send a message to a port; it arrives there as an event (`message`). */
+  sendEvent(port: number, message: string): Promise<CommandResult> {
+    return this.command('send_event', port, message);
+  }
+  /** Status of one port, or of every port. */
+  portStatus(port?: number): Promise<CommandResult> {
+    return this.command('port_status', port);
+  }
+  rollLog(): Promise<CommandResult> {
+    return this.command('roll_log');
+  }
+  serVersion(): Promise<CommandResult> {
+    return this.command('ser_version');
+  }
+  /** Shut the server down gracefully. */
+  shutdown(): Promise<CommandResult> {
+    return this.command('shutdown');
+  }
 }
 
 /** Client for one port of a ctserver. */
@@ -533,9 +552,8 @@ export class CtPort extends CtConnection {
    */
   record(file: string, seconds: number, digits = '', silence = 0): Promise<CommandResult> {
     const cmd = getCommand('record');
-    let args: string[];
     try {
-      args = encodeCommand(cmd, ['x', seconds, digits, silence], this.handle).args;
+      encodeCommand(cmd, ['x', seconds, digits, silence], this.handle); // validate before queueing
     } catch (e) {
       return Promise.reject(e);
     }
@@ -550,7 +568,6 @@ export class CtPort extends CtConnection {
       const wire = encodeCommand(cmd, [name, seconds, digits, silence], this.handle).args;
       return [{ cmd, wire: cmd.wire, dst: this.handle, args: wire }];
     };
-    void args;
     return this.enqueue(cmd.event, prepare);
   }
 
@@ -571,9 +588,6 @@ export class CtPort extends CtConnection {
   }
   waitForEvent(): Promise<CommandResult> {
     return this.command('wait_for_event');
-  }
-  sendEvent(port: number, message: string): Promise<CommandResult> {
-    return this.command('send_event', port, message);
   }
   startTimer(seconds: number): Promise<CommandResult> {
     return this.command('start_timer', seconds);
@@ -626,20 +640,8 @@ export class CtPort extends CtConnection {
   readCid(): Promise<CommandResult> {
     return this.command('read_cid');
   }
-  portStatus(port?: number): Promise<CommandResult> {
-    return this.command('port_status', port);
-  }
   portReset(port?: number): Promise<CommandResult> {
     return this.command('port_reset', port ?? this.port);
-  }
-  rollLog(): Promise<CommandResult> {
-    return this.command('roll_log');
-  }
-  serVersion(): Promise<CommandResult> {
-    return this.command('ser_version');
-  }
-  shutdown(): Promise<CommandResult> {
-    return this.command('shutdown');
   }
 }
 
@@ -676,23 +678,8 @@ export class CtManager extends CtConnection {
   recordStop(port: number): Promise<CommandResult> {
     return this.command('send_event', port, 'RECORD_STOP');
   }
-  sendEvent(port: number, message: string): Promise<CommandResult> {
-    return this.command('send_event', port, message);
-  }
-  portStatus(port?: number): Promise<CommandResult> {
-    return this.command('port_status', port);
-  }
   portReset(port: number): Promise<CommandResult> {
     return this.command('port_reset', port);
-  }
-  rollLog(): Promise<CommandResult> {
-    return this.command('roll_log');
-  }
-  serVersion(): Promise<CommandResult> {
-    return this.command('ser_version');
-  }
-  shutdown(): Promise<CommandResult> {
-    return this.command('shutdown');
   }
 }
 

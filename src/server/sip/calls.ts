@@ -293,20 +293,20 @@ export abstract class SipCall extends EventEmitter {
   }
 
   /** In-dialog INFO, OPTIONS, re-INVITE (488) and others (405). @internal */
-  protected handleCommonInDialog(rq: sip.SipRequest, tx: sip.ServerTransaction): boolean {
+  protected handleCommonInDialog(rq: sip.SipRequest, tx: sip.ServerTransaction): void {
     switch (rq.method) {
       case 'INFO':
         tx.send(this.core.makeResponse(rq, 200));
         this.emit('info', { contentType: contentType(rq), body: bodyFromWire(rq.content) } satisfies InfoEvent);
-        return true;
+        return;
       case 'OPTIONS':
         tx.send(this.core.makeResponse(rq, 200, 'OK', { headers: { allow: this.core.allow, accept: 'application/sdp' } }));
-        return true;
+        return;
       case 'INVITE':
         // Re-INVITE (hold, session timers, codec change) is not supported yet. A failed
         // re-INVITE leaves the session unchanged (RFC 3261 14.1).
         tx.send(this.core.makeResponse(rq, 488, 'Not Acceptable Here (re-INVITE not supported)'));
-        return true;
+        return;
       case 'UPDATE':
       case 'PRACK':
       case 'REFER':
@@ -315,7 +315,7 @@ export abstract class SipCall extends EventEmitter {
       case 'MESSAGE':
       default:
         tx.send(this.core.makeResponse(rq, 405, 'Method Not Allowed', { headers: { allow: this.core.allow } }));
-        return true;
+        return;
     }
   }
 

@@ -94,7 +94,8 @@ export class UdpTransport {
         } catch {
           /* never bound: nothing to close */
         }
-        reject(new Error(`SIP UDP ${host}:${port}: ${describeSocketError(err)}`));
+        // Keep the errno code (EADDRINUSE...) so callers can retry on another port.
+        reject(Object.assign(new Error(`SIP UDP ${host}:${port}: ${describeSocketError(err)}`), { code: err.code }));
       };
       sock.once('error', onBindError);
       sock.on('message', (data, rinfo) => this.receive(data, rinfo));
