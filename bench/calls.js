@@ -173,7 +173,7 @@ async function main() {
     // sipp uas answering (no ctserver): the floor of sipp's own measurement at 100 calls/s.
     const port = await L.freeUdpPort();
     const dir = L.tmpDir('bench-calls-uas-');
-    const uas = L.spawnTracked(SIPP, ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(port), '-nostdin', '-bg'].filter((x) => x !== '-bg'), { cwd: dir });
+    const uas = L.spawnTracked(SIPP, ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(port), '-nostdin'], { cwd: dir });
     await L.delay(500);
     base = await runSipp(`127.0.0.1:${port}`, AIM_RATE, 'sipp-uas-100');
     uas.kill('SIGTERM');
