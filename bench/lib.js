@@ -174,6 +174,14 @@ function rssKiB(pid) {
   return { rss: get('VmRSS'), hwm: get('VmHWM') };
 }
 
+/** CPU time (user+system) of a pid in ms, from /proc/<pid>/stat (clock ticks, usually 100 Hz). */
+const CLK_TCK = 100;
+function cpuMs(pid) {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // utime (14), stime (15)
+}
+
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Print an aligned table: rows are arrays of cells, the first row is the header. */
@@ -199,5 +207,5 @@ module.exports = {
   ROOT, CTSERVER,
   startCtServer, stopCtServer, spawnTracked, onCleanup, cleanup, runMain, tmpDir,
   freeUdpPort, freeTcpPort, randomBase,
-  pct, summary, rssKiB, delay, table, verdict, header,
+  pct, summary, rssKiB, cpuMs, delay, table, verdict, header,
 };

@@ -69,6 +69,10 @@ describe('SIP call control (bundled ctserver + SipCaller)', function () {
     call.hangup();
     await hung;
     seen.should.eql(['loopdrop', 'hangup']);
+    // a loop drop: the port waits, off hook, for its program to hang up; it is not hunted meanwhile
+    (await ct.portStatus(2)).ports[0].should.containEql({ state: 'dropped', hook: 'off' });
+    (await ct.offHook()).reason.should.equal('port 2: the far end has hung up; send cthangup');
+    await ct.onHook();
     (await ct.portStatus(2)).ports[0].state.should.equal('idle');
   });
 
@@ -129,6 +133,41 @@ describe('SIP call control (bundled ctserver + SipCaller)', function () {
     a.cancel();
     b.cancel();
     await Promise.all([a.ended, b.ended]);
+  });
+
+  it('does not hunt a port whose program has not hung up after a loop drop, and hunts the longest-idle port first', async function () {
+    env = await startServer({ ports: 3 });
+    const ct1 = await client(1);
+    const ct2 = await client(2);
+    const ct3 = await client(3);
+    const sip = await caller();
+    const a = sip.call(uri('any'));
+    await once(ct1, 'ring');
+    a.cancel();
+    await once(ct1, 'hangup');
+    (await ct1.portStatus(1)).ports[0].state.should.equal('dropped');
+    const b = sip.call(uri('any'));
+    await once(ct2, 'ring');
+    await ct1.onHook(); // port 1 is idle again, but it was used last: port 3 comes next
+    const c = sip.call(uri('any'));
+    await once(ct3, 'ring');
+    b.cancel();
+    c.cancel();
+    await Promise.all([b.ended, c.ended]);
+  });
+
+  it('a port with no program attached goes straight back to idle after a hang-up', async function () {
+    env = await startServer({ ports: 1 });
+    const sip = await caller();
+    const a = sip.call(uri(1));
+    await delay(200);
+    a.cancel();
+    await a.ended;
+    const b = sip.call(uri(1));
+    await delay(200);
+    b.state.should.not.equal('ended');
+    b.cancel();
+    await b.ended;
   });
 
   it('dials out through the trunk: the far end answering emits pickup; on_hook sends BYE', async function () {
@@ -195,6 +234,8 @@ describe('SIP call control (bundled ctserver + SipCaller)', function () {
     const hangup = once(ct, 'hangup');
     inc.hangup();
     await hangup;
+    (await ct.portStatus(2)).ports[0].state.should.equal('dropped');
+    await ct.onHook();
     (await ct.portStatus(2)).ports[0].state.should.equal('idle');
   });
 

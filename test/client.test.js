@@ -144,11 +144,12 @@ describe('CtPort against the bundled ctserver (TCP)', function () {
     s.destroy();
   });
 
-  it('answers media commands with "media not available" until the media layer exists', async function () {
+  it('answers media commands on a port with no call with a clear error', async function () {
     const c = port(1);
     await c.connect();
-    const r = await c.play('beep');
-    r.should.containEql({ status: 'ERROR', reason: 'media not available' });
+    const r = await c.play(require('path').join(__dirname, '..', 'resources', 'vocabulary', 'beep.au'));
+    r.should.containEql({ status: 'ERROR', reason: 'port 1 has no call with audio (it is idle)' });
+    (await c.gruntOn()).reason.should.equal('port 1 has no call with audio (it is idle)');
   });
 
   it('validates before sending: nothing goes out for a bad argument', async function () {

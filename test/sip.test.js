@@ -137,7 +137,8 @@ describe('SIP layer', function () {
       inbound.from.should.eql({ number: '5551234', name: 'Alice Smith', uri: inbound.from.uri });
       inbound.to.user.should.equal('1000');
       inbound.header('X-Test').should.equal('yes');
-      inbound.remoteSdp.port.should.equal(40000);
+      // the caller offers its real RTP socket (SipCaller has media on by default)
+      inbound.remoteSdp.port.should.equal(call.media.stream.socket.address().port);
       if (inbound.state !== 'confirmed') await once(inbound, 'confirmed');
       const uaEnded = once(inbound, 'ended');
       const uaBye = once(inbound, 'bye');

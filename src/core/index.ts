@@ -4,3 +4,4 @@ export * from './catalog';
 export * from './audio-paths';
 export * from './client';
 export * from './supervisor';
+export * from './number';

@@ -21,6 +21,11 @@ Options:
   --ring-interval S      seconds between ring events while a call is unanswered (default 6)
   --trunk sip:HOST[:P]   where dialled numbers are sent
   --sip-auth EXT:PASS    require digest auth for a phone registering as EXT (repeatable)
+  --tone-region R        call-progress tones: us (default), uk or eu
+  --dtmf-mode M          how dial sends keys in a call: auto (default: RFC 4733 when the
+                         peer negotiated telephone-event, else in-band), rfc4733 or inband
+  --allow-any-path       let play and record use files outside --audio-dir, the bundled
+                         vocabulary and --record-dir
   --log FILE             append a log to FILE (roll it with the rolllog command)
   --quiet                do not echo the log to stderr
   --version              print the version
@@ -79,6 +84,19 @@ export function parseArgs(argv: string[]): (CtServerOptions & { quiet?: boolean;
         break;
       }
       case '--log': o.log = path.resolve(need(flag, next())); break;
+      case '--tone-region': {
+        const v = need(flag, next());
+        if (!['us', 'uk', 'eu'].includes(v)) throw new UsageError(`--tone-region must be us, uk or eu, got ${JSON.stringify(v)}`);
+        o.toneRegion = v as CtServerOptions['toneRegion'];
+        break;
+      }
+      case '--dtmf-mode': {
+        const v = need(flag, next());
+        if (!['auto', 'rfc4733', 'inband'].includes(v)) throw new UsageError(`--dtmf-mode must be auto, rfc4733 or inband, got ${JSON.stringify(v)}`);
+        o.dtmfMode = v as CtServerOptions['dtmfMode'];
+        break;
+      }
+      case '--allow-any-path': o.allowAnyPath = true; break;
       case '--quiet': o.quiet = true; break;
       case '--help': case '-h': o.help = true; break;
       case '--version': o.version = true; break;

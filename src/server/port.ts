@@ -8,8 +8,14 @@
  *   idle ──ctanswer──▶ offhook ──ctdial──▶ dialing ──200──▶ connected
  *                                          dialing ──4xx-6xx──▶ offhook (busy/failed event)
  *   idle ──ctstartringasync──▶ station ──phone answers──▶ connected (pickup event)
+ *   ringing/connected ──far end hangs up (client connected)──▶ dropped ──cthangup──▶ idle
+ * `dropped` is a loop drop: the far end is gone but the port's program has not hung up yet. The
+ * port is not hunted and ctanswer fails, so a program that answers a ring that has just been
+ * cancelled cannot take the line off hook by mistake. It returns to idle after cthangup, when
+ * the client disconnects, or after DROPPED_TIMEOUT_MS.
  */
-export type PortState = 'idle' | 'ringing' | 'offhook' | 'dialing' | 'station' | 'connected';
+export const DROPPED_TIMEOUT_MS = 30000;
+export type PortState = 'idle' | 'ringing' | 'offhook' | 'dialing' | 'station' | 'connected' | 'dropped';
 
 export interface Blocker {
   wire: string;
@@ -17,6 +23,11 @@ export interface Blocker {
   onEvent?(name: string, args: string[]): boolean;
   /** End the command now with the given reply arguments. */
   finish(args: string[]): void;
+  /**
+   * Asked before endBlocking() finishes the command (hang-up, reset, shutdown). Return true when
+   * the command ends itself once its work is safe (a recording closing its file).
+   */
+  onEnd?(args: string[]): boolean;
 }
 
 const EVENT_QUEUE_LIMIT = 64;
@@ -34,6 +45,9 @@ export class Port {
   outCid = { number: '', name: '' };
   timer: NodeJS.Timeout | undefined;
   ringTimer: NodeJS.Timeout | undefined;
+  droppedTimer: NodeJS.Timeout | undefined;
+  /** When the port last became idle (least recently used ports are hunted first). */
+  idleSince = 0;
   blocker: Blocker | undefined;
 
   constructor(n: number, private readonly deliver: (port: Port, name: string, args: string[]) => void) {
@@ -57,7 +71,9 @@ export class Port {
   /** End the running blocking command (if any) with these reply args. */
   endBlocking(args: string[]): void {
     const b = this.blocker;
-    if (b) b.finish(args);
+    if (!b) return;
+    if (b.onEnd && b.onEnd(args)) return;
+    b.finish(args);
   }
 
   stopTimer(): void {
@@ -74,5 +90,16 @@ export class Port {
   clearTimers(): void {
     this.stopTimer();
     this.stopRingTimer();
+    if (this.droppedTimer) clearTimeout(this.droppedTimer);
+    this.droppedTimer = undefined;
+  }
+
+  /** Back to idle (and to the end of the hunt order). */
+  toIdle(): void {
+    if (this.droppedTimer) clearTimeout(this.droppedTimer);
+    this.droppedTimer = undefined;
+    this.state = 'idle';
+    this.rings = 0;
+    this.idleSince = performance.now();
   }
 }

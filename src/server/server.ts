@@ -9,9 +9,16 @@ import path from 'node:path';
 import { LineSplitter, MANAGER_HANDLE, ParsedMessage, encodeReply, escapeText, parseLine } from '../core/codec';
 import { CommandSpec, commandByWire, decodeArgs } from '../core/catalog';
 import { CtError } from '../core/errors';
-import { Blocker, Port } from './port';
+import { Blocker, DROPPED_TIMEOUT_MS, Port } from './port';
 import { RtpPortPool, RtpReservation } from './rtp-ports';
-import { SipUA, InboundCall, OutboundCall, buildAudioSdp } from './sip';
+import { SipUA, InboundCall, OutboundCall, buildAudioSdp, ParsedAudioSdp } from './sip';
+import { resolvePlayFiles, resolveRecordPath } from '../core/audio-paths';
+import { MediaClock } from './media/clock';
+import { RtpStream, PT_PCMA, PT_PCMU } from './media/rtp';
+import { Conference, DtmfMode, PortMedia, RecordEnd } from './media/port-media';
+import { AudioCache } from './media/audio-file';
+import { Recorder } from './media/recorder';
+import { TONE_TABLES, ToneRegion } from './media/dsp/tones';
 
 export const SERVER_VERSION = 'ctport-ctserver-' + readPackageVersion();
 
@@ -42,6 +49,12 @@ export interface CtServerOptions {
   sipAuth?: Record<string, string>;
   /** Also print log lines to this function. */
   onLog?: (line: string) => void;
+  /** Let play and record paths leave --audio-dir, the vocabulary and --record-dir. */
+  allowAnyPath?: boolean;
+  /** Call-progress tone region (default us). */
+  toneRegion?: ToneRegion;
+  /** How ctdial sends keys mid-call (default auto: RFC 4733 when negotiated, else in-band). */
+  dtmfMode?: DtmfMode;
 }
 
 export interface BoundAddresses {
@@ -59,13 +72,13 @@ export class BindError extends CtError {
   }
 }
 
-const MEDIA_REASON = 'media not available';
 
 interface CallLeg {
   kind: 'in' | 'out' | 'station';
   call: InboundCall | OutboundCall;
   rtp?: RtpReservation;
   ringOnce?: NodeJS.Timeout;
+  media?: PortMedia;
 }
 
 /** One TCP client of a port, or of the manager. Runs its commands one after another. */
@@ -84,6 +97,11 @@ class Session {
 
 export class CtServer extends EventEmitter {
   readonly opts: Required<Omit<CtServerOptions, 'trunk' | 'log' | 'sipAuth' | 'onLog'>> & Pick<CtServerOptions, 'trunk' | 'log' | 'sipAuth' | 'onLog'>;
+  /** The one media clock that drives every RTP stream of this server. */
+  readonly clock: MediaClock;
+  private readonly conference: Conference;
+  private readonly audio = new AudioCache();
+  private readonly recordings = new Set<Promise<unknown>>();
   readonly ports: Port[] = [];
   private readonly tcpServers: net.Server[] = [];
   private readonly sessions = new Set<Session>();
@@ -114,7 +132,13 @@ export class CtServer extends EventEmitter {
       log: options.log,
       sipAuth: options.sipAuth,
       onLog: options.onLog,
+      allowAnyPath: options.allowAnyPath ?? false,
+      toneRegion: options.toneRegion ?? 'us',
+      dtmfMode: options.dtmfMode ?? 'auto',
     };
+    if (!TONE_TABLES[this.opts.toneRegion]) throw new CtError('EINVAL', `tone region must be one of ${Object.keys(TONE_TABLES).join(', ')}, got ${this.opts.toneRegion}`);
+    this.clock = new MediaClock({ onError: (e) => this.log(`media error: ${(e as Error).stack ?? e}`) });
+    this.conference = new Conference(this.clock);
     for (let n = 1; n <= ports; n++) this.ports.push(new Port(n, (p, name, args) => this.deliverEvent(p, name, args)));
     this.rtp = new RtpPortPool(this.opts.sipHost, this.opts.rtpPorts[0], this.opts.rtpPorts[1]);
   }
@@ -180,11 +204,15 @@ export class CtServer extends EventEmitter {
   private async doStop(): Promise<void> {
     this.log('stopping');
     for (const p of this.ports) {
+      const media = this.legs.get(p)?.media;
+      media?.close('shutdown'); // recordings end and are closed as complete files below
       p.endBlocking(['EVENT', '', 'shutdown']);
       p.clearTimers();
       this.dropCall(p, 'shutdown');
       p.state = 'idle';
     }
+    await Promise.all([...this.recordings]);
+    this.clock.stop();
     const closing = this.tcpServers.map((l) => new Promise<void>((r) => l.close(() => r())));
     // Let replies that ending the blocking commands produced reach their clients, then close.
     await new Promise<void>((r) => setImmediate(r));
@@ -231,7 +259,10 @@ export class CtServer extends EventEmitter {
       session.closed = true;
       session.queue.length = 0;
       this.sessions.delete(session);
-      if (port && this.owner.get(port) === session) this.owner.delete(port);
+      if (port && this.owner.get(port) === session) {
+        this.owner.delete(port);
+        if (port.state === 'dropped') port.toIdle();
+      }
       this.log(`client left ${port ? `port ${port.number}` : 'manager'}`);
     });
   }
@@ -293,7 +324,6 @@ export class CtServer extends EventEmitter {
       port = this.portByHandle(msg.dst);
       if (!port) return err(`${spec.wire}: dst=${msg.dst} is not a port (handles 0 to ${this.ports.length - 1})`);
     }
-    if (spec.media) return err(MEDIA_REASON);
     try {
       return await this.run(spec, args, port, session, msg);
     } catch (e) {
@@ -351,6 +381,61 @@ export class CtServer extends EventEmitter {
         return this.ringStation(port!, true);
       case 'ctstopring':
         return this.stopStation(port!);
+      case 'ctplay':
+        return this.play(port!, args[0], args[1] === 'ignore_dtmf', false);
+      case 'ctplayasync':
+        return this.play(port!, args[0], args[1] === 'ignore_dtmf', true);
+      case 'ctplay_stop': {
+        const m = this.legs.get(port!)?.media;
+        m?.endPlayback('stopped');
+        return OK;
+      }
+      case 'ctrecord':
+        return this.record(port!, args[0], Number(args[1]), args[2] ?? '', Number(args[3] ?? 0));
+      case 'ctrecord_stop':
+        this.legs.get(port!)?.media?.endRecording('record_stop');
+        return OK;
+      case 'ctcollect':
+        return this.collect(port!, Number(args[0]), Number(args[1]), args[2] === undefined ? 0 : Number(args[2]));
+      case 'ctplaytoneasync':
+        this.media(port!).startTone(TONE_TABLES[this.opts.toneRegion][args[0] as 'busy']);
+        return OK;
+      case 'ctstoptone':
+        this.legs.get(port!)?.media?.stopTone();
+        return OK;
+      case 'ctwaitfordial': {
+        const p = port!;
+        if (p.state === 'offhook') return OK; // our own line: dial tone as soon as it is off hook
+        const ok = await this.media(p).waitForDialTone(TONE_TABLES[this.opts.toneRegion].dial, 10000);
+        return ok ? OK : err('no dial tone within 10 s');
+      }
+      case 'ctgrunton':
+        this.media(port!).setGrunt(true);
+        return OK;
+      case 'ctgruntoff':
+        this.legs.get(port!)?.media?.setGrunt(false);
+        return OK;
+      case 'ctjoin':
+        return this.bridge(this.portArg(args[0]), this.portArg(args[1]));
+      case 'ctbridge':
+        return this.bridge(port!, this.portArg(args[0]));
+      case 'ctunbridge': {
+        const a = this.legs.get(port!)?.media;
+        const b = this.legs.get(this.portArg(args[0]))?.media;
+        if (a && b && a.partner === b) {
+          a.partner = undefined;
+          b.partner = undefined;
+        }
+        return OK;
+      }
+      case 'ctjoinconference':
+        this.conference.join(this.media(this.portArg(args[0])));
+        return OK;
+      case 'ctleaveconference': {
+        const m = this.legs.get(this.portArg(args[0]))?.media;
+        if (m) this.conference.leave(m);
+        return OK;
+      }
       case 'ctsetscript':
         port!.script = args[0];
         return OK;
@@ -381,6 +466,125 @@ export class CtServer extends EventEmitter {
     }
   }
 
+  private portArg(v: string): Port {
+    const n = Number(v);
+    const p = this.ports[n - 1];
+    if (!p) throw new CtError('EINVAL', `port ${v} does not exist (1 to ${this.ports.length})`);
+    return p;
+  }
+
+  // ---------------------------------------------------------------- media commands
+
+  private async play(p: Port, file: string, ignoreDtmf: boolean, async: boolean): Promise<string[]> {
+    const media = this.media(p);
+    const [resolved] = await resolvePlayFiles([file], {
+      paths: [...this.opts.audioDirs, this.opts.recordDir],
+      defaultExt: '.au',
+      allowOutside: this.opts.allowAnyPath,
+    });
+    const samples = await this.audio.get(resolved);
+    if (async) {
+      void media.play(samples);
+      return OK;
+    }
+    return this.block(p, 'ctplay', (finish) => {
+      void media.play(samples).then((end) => {
+        if (end === 'done') finish(['OK', p.digits, '']);
+        else if (end === 'stopped') finish(['OK', p.digits, 'play_stop']);
+        else finish(['EVENT', p.digits, end]);
+      });
+      return {
+        onEvent: (name) => {
+          if (name === 'dtmf' && !ignoreDtmf) media.endPlayback('dtmf');
+          else if (name === 'hangup') media.endPlayback('hangup');
+          return false;
+        },
+      };
+    });
+  }
+
+  private async record(p: Port, file: string, seconds: number, termDigits: string, silence: number): Promise<string[]> {
+    const media = this.media(p);
+    const target = await resolveRecordPath(file, { recordDir: this.opts.recordDir, allowOutside: this.opts.allowAnyPath });
+    const recorder = await Recorder.open(target);
+    let end: RecordEnd = 'hangup';
+    const done = (async () => {
+      end = await new Promise<RecordEnd>((resolve) => {
+        if (p.state !== 'connected' || this.legs.get(p)?.media !== media) resolve('hangup');
+        else void media.record(recorder, { maxSeconds: seconds, termDigits, silenceSeconds: silence }).then(resolve);
+      });
+      return recorder.close();
+    })();
+    this.recordings.add(done);
+    const blocked = this.block(p, 'ctrecord', (finish) => {
+      void done.then(
+        (info) => {
+          this.log(`port ${p.number}: recorded ${info.file} (${info.seconds.toFixed(2)} s, ${end})`);
+          const ok = end === 'timeout' || end === 'silence' || end === 'record_stop';
+          finish([ok ? 'OK' : 'EVENT', p.digits, end]);
+        },
+        (e: Error) => finish(err(`recording ${target} failed: ${e.message}`)),
+      );
+      return {
+        onEvent: (name) => {
+          if (name === 'RECORD_STOP') media.endRecording('record_stop');
+          return false;
+        },
+        // Hang-up, reset or shutdown: stop recording, and reply only once the file is closed.
+        onEnd: (args) => {
+          media.endRecording(args[2] === 'shutdown' ? 'shutdown' : 'hangup');
+          return true;
+        },
+      };
+    });
+    void done.finally(() => this.recordings.delete(done)).catch(() => undefined);
+    return blocked;
+  }
+
+  private collect(p: Port, max: number, seconds: number, inter: number): Promise<string[]> {
+    const take = (n: number): string => {
+      const d = p.digits.slice(0, n);
+      p.digits = p.digits.slice(n);
+      return d;
+    };
+    if (p.digits.length >= max) return Promise.resolve(['OK', take(max), '']);
+    return this.block(p, 'ctcollect', (finish) => {
+      const total = setTimeout(() => finish(['OK', take(max), 'timeout']), seconds * 1000);
+      let gap: NodeJS.Timeout | undefined;
+      return {
+        onEvent: (name) => {
+          if (name === 'dtmf') {
+            if (p.digits.length >= max) finish(['OK', take(max), '']);
+            else if (inter > 0) {
+              if (gap) clearTimeout(gap);
+              gap = setTimeout(() => finish(['OK', take(max), 'interdigit']), inter * 1000);
+            }
+          } else if (name === 'hangup') finish(['EVENT', take(max), 'hangup']);
+          return false;
+        },
+        cleanup: () => {
+          clearTimeout(total);
+          if (gap) clearTimeout(gap);
+        },
+      };
+    });
+  }
+
+  private bridge(a: Port, b: Port): string[] {
+    if (a === b) return err(`cannot bridge port ${a.number} to itself`);
+    const ma = this.media(a);
+    const mb = this.media(b);
+    for (const m of [ma, mb]) {
+      if (m.partner && m.partner !== ma && m.partner !== mb) {
+        m.partner.partner = undefined;
+      }
+      m.conference?.leave(m);
+    }
+    ma.partner = mb;
+    mb.partner = ma;
+    return OK;
+  }
+
   // ---------------------------------------------------------------- events
 
   private deliverEvent(p: Port, name: string, args: string[], src = p.handle): void {
@@ -390,6 +594,7 @@ export class CtServer extends EventEmitter {
   }
 
   private sendUserEvent(p: Port, text: string, from: number): void {
+    if (text === 'RECORD_STOP') this.legs.get(p)?.media?.endRecording('record_stop');
     const s = this.owner.get(p);
     if (s) s.send(encodeReply(text, from, p.handle, [text]));
     const b = p.blocker;
@@ -398,7 +603,7 @@ export class CtServer extends EventEmitter {
   }
 
   /** Start a blocking command: resolves when finish() is called by the command, an event, hangup or reset. */
-  private block(p: Port, wire: string, setup: (finish: (args: string[]) => void) => Pick<Blocker, 'onEvent'> & { cleanup?: () => void }): Promise<string[]> {
+  private block(p: Port, wire: string, setup: (finish: (args: string[]) => void) => Pick<Blocker, 'onEvent' | 'onEnd'> & { cleanup?: () => void }): Promise<string[]> {
     if (p.blocker) return Promise.resolve(err(`port ${p.number} is busy with ${p.blocker.wire}`));
     return new Promise<string[]>((resolve) => {
       let done = false;
@@ -410,7 +615,7 @@ export class CtServer extends EventEmitter {
         hooks?.cleanup?.();
         resolve(args);
       };
-      const blocker: Blocker = { wire, finish, onEvent: (n, a) => (hooks?.onEvent ? hooks.onEvent(n, a) : false) };
+      const blocker: Blocker = { wire, finish, onEvent: (n, a) => (hooks?.onEvent ? hooks.onEvent(n, a) : false), onEnd: (a) => (hooks?.onEnd ? hooks.onEnd(a) : false) };
       p.blocker = blocker;
       hooks = setup(finish);
     });
@@ -477,7 +682,8 @@ export class CtServer extends EventEmitter {
         return;
       }
     } else {
-      port = this.ports.find((p) => p.state === 'idle');
+      // Hunt: the idle port that has been idle longest.
+      for (const p of this.ports) if (p.state === 'idle' && (!port || p.idleSince < port.idleSince)) port = p;
       if (!port) {
         this.log(`INVITE for ${user}: no free port, 486`);
         call.reject(486, 'Busy Here');
@@ -515,8 +721,13 @@ export class CtServer extends EventEmitter {
       this.log(`port ${p.number}: call ended (${reason})`);
       const wasDialing = p.state === 'dialing';
       if (wasDialing) return; // handled by the 'failed' listener
-      p.state = 'idle';
-      p.rings = 0;
+      if (this.owner.has(p)) {
+        // Loop drop: wait for the program to hang up (see Port).
+        p.state = 'dropped';
+        p.droppedTimer = setTimeout(() => {
+          if (p.state === 'dropped') p.toIdle();
+        }, DROPPED_TIMEOUT_MS);
+      } else p.toIdle();
       if (leg.kind !== 'station') p.event('loopdrop', ['loopdrop']);
       p.event('hangup', ['hangup']);
       p.endBlocking(['EVENT', p.digits, 'hangup']);
@@ -542,6 +753,8 @@ export class CtServer extends EventEmitter {
   }
 
   private releaseLeg(leg: CallLeg): void {
+    leg.media?.close();
+    leg.media = undefined;
     leg.rtp?.release();
     leg.rtp = undefined;
     if (leg.ringOnce) clearTimeout(leg.ringOnce);
@@ -563,6 +776,39 @@ export class CtServer extends EventEmitter {
     }
   }
 
+  /** Start RTP for a connected call, with the payload type the two sides agreed on. */
+  private startMedia(p: Port, leg: CallLeg, remote: ParsedAudioSdp, pt?: number): void {
+    if (!leg.rtp || leg.media) return;
+    const chosen = pt ?? remote.payloads.find((x) => x === PT_PCMU || x === PT_PCMA) ?? PT_PCMU;
+    const stream = new RtpStream({
+      socket: leg.rtp.socket,
+      remote: remote.port > 0 ? { address: remote.address, port: remote.port } : undefined,
+      payloadType: chosen,
+      telephoneEvent: remote.telephoneEvent,
+    });
+    leg.media = new PortMedia({
+      stream,
+      clock: this.clock,
+      dtmfMode: this.opts.dtmfMode,
+      onDigit: (key) => {
+        p.digits += key;
+        p.event('dtmf', [key]);
+      },
+      onFlash: () => p.event('flash', ['flash']),
+      onGrunt: (state) => {
+        if (state === 'start') p.event('grunt', ['grunt']);
+      },
+      onToneEnd: () => p.event('toneend', ['toneend']),
+    });
+    this.log(`port ${p.number}: media ${chosen === PT_PCMA ? 'PCMA' : 'PCMU'} ${leg.rtp.port} <-> ${remote.address}:${remote.port}${remote.telephoneEvent !== undefined ? ` telephone-event/${remote.telephoneEvent}` : ''}`);
+  }
+
+  private media(p: Port): PortMedia {
+    const m = this.legs.get(p)?.media;
+    if (!m || p.state !== 'connected') throw new CtError('ENOCALL', `port ${p.number} has no call with audio (it is ${p.state})`);
+    return m;
+  }
+
   private async sdpFor(leg: CallLeg): Promise<string> {
     leg.rtp = await this.rtp.reserve();
     return buildAudioSdp({ address: this.opts.sipHost, port: leg.rtp.port });
@@ -572,14 +818,32 @@ export class CtServer extends EventEmitter {
     switch (p.state) {
       case 'ringing': {
         const leg = this.legs.get(p)!;
+        const call = leg.call as InboundCall;
         p.stopRingTimer();
-        const sdp = await this.sdpFor(leg);
+        const offer = call.remoteSdp;
+        const pt = offer ? offer.payloads.find((x) => x === PT_PCMU || x === PT_PCMA) : PT_PCMU;
+        if (pt === undefined) {
+          this.dropCall(p, 'no codec');
+          call.reject(488, 'Not Acceptable Here');
+          p.state = 'idle';
+          return err('the caller offers neither PCMU nor PCMA');
+        }
+        leg.rtp = await this.rtp.reserve();
         if (this.legs.get(p) !== leg) {
           this.releaseLeg(leg);
           return err('the caller hung up before the answer');
         }
-        (leg.call as InboundCall).answer(sdp);
+        // Answer with every G.711 codec of the offer, in its order; we send the first.
+        const codecs = offer ? offer.payloads.filter((x) => x === PT_PCMU || x === PT_PCMA).map((x) => (x === PT_PCMA ? 'PCMA' : 'PCMU') as 'PCMA' | 'PCMU') : undefined;
+        const sdp = buildAudioSdp({
+          address: this.opts.sipHost,
+          port: leg.rtp.port,
+          codecs,
+          telephoneEvent: offer ? (offer.telephoneEvent ?? false) : 101,
+        });
+        call.answer(sdp);
         p.state = 'connected';
+        if (offer) this.startMedia(p, leg, offer, pt);
         return OK;
       }
       case 'idle':
@@ -588,6 +852,8 @@ export class CtServer extends EventEmitter {
         return OK;
       case 'station':
         return err(`port ${p.number} is ringing its phone; use ctstopring first`);
+      case 'dropped':
+        return err(`port ${p.number}: the far end has hung up; send cthangup`);
       default:
         return OK;
     }
@@ -595,8 +861,7 @@ export class CtServer extends EventEmitter {
 
   private hangup(p: Port): string[] {
     this.dropCall(p, 'hangup');
-    p.state = 'idle';
-    p.rings = 0;
+    p.toIdle();
     return OK;
   }
 
@@ -604,8 +869,7 @@ export class CtServer extends EventEmitter {
     p.endBlocking(['ERROR', escapeText('port reset')]);
     p.clearTimers();
     this.dropCall(p, 'reset');
-    p.state = 'idle';
-    p.rings = 0;
+    p.toIdle();
     p.digits = '';
     p.events = [];
     p.script = '';
@@ -621,21 +885,21 @@ export class CtServer extends EventEmitter {
   private dial(p: Port, dial: string): Promise<string[]> {
     const pauses = (dial.match(/,/g) ?? []).length;
     if (p.state === 'connected') {
-      if (/[0-9*#A-D]/.test(dial)) return Promise.resolve(err(MEDIA_REASON));
       const leg = this.legs.get(p)!;
+      const media = leg.media;
       return this.block(p, 'ctdial', (finish) => {
-        let i = 0;
-        let t: NodeJS.Timeout | undefined;
-        const step = (): void => {
-          if (i >= dial.length) return finish(['OK', '']);
-          const ch = dial[i++];
-          if (ch === '&') {
-            void (leg.call as OutboundCall).info('application/dtmf-relay', 'Signal=16\r\nDuration=500\r\n').catch(() => undefined);
-            t = setTimeout(step, 0);
-          } else t = setTimeout(step, 1000);
-        };
-        step();
-        return { onEvent: (n) => (n === 'hangup' ? (finish(['EVENT', 'hangup']), false) : false), cleanup: () => t && clearTimeout(t) };
+        if (dial.includes('&')) void (leg.call as OutboundCall).info('application/dtmf-relay', 'Signal=16\r\nDuration=500\r\n').catch(() => undefined);
+        if (!media) {
+          // No audio stream: only pauses and flashes can be honoured.
+          if (/[0-9*#A-D]/.test(dial)) {
+            finish(err('this call has no audio stream to send keys on'));
+            return {};
+          }
+          const t = setTimeout(() => finish(['OK', '']), pauses * 1000);
+          return { cleanup: () => clearTimeout(t) };
+        }
+        void media.sendDigits(dial).then(() => finish(['OK', '']));
+        return { onEvent: (n) => (n === 'hangup' ? (finish(['EVENT', 'hangup']), false) : false) };
       });
     }
     if (p.state !== 'offhook') return Promise.resolve(err(`port ${p.number} must be off hook with no call to dial (it is ${p.state}); send ctanswer first`));
@@ -676,9 +940,10 @@ export class CtServer extends EventEmitter {
     leg.call = call;
     this.legs.set(p, leg);
     this.log(`port ${p.number}: dialling ${uri}`);
-    call.on('answered', () => {
+    call.on('answered', (remote: ParsedAudioSdp) => {
       if (this.legs.get(p) !== leg) return;
       p.state = 'connected';
+      this.startMedia(p, leg, remote);
       p.event('pickup', ['pickup']);
     });
     call.on('failed', (status: number, reason: string) => {
@@ -707,10 +972,11 @@ export class CtServer extends EventEmitter {
         const from = { number: p.outCid.number || 'ctserver', name: p.outCid.name || undefined };
         const call = this.sip!.invite(binding.uri, { from, sdp });
         leg.call = call;
-        call.on('answered', () => {
+        call.on('answered', (remote: ParsedAudioSdp) => {
           if (this.legs.get(p) !== leg) return;
           if (leg.ringOnce) clearTimeout(leg.ringOnce);
           p.state = 'connected';
+          this.startMedia(p, leg, remote);
           p.event('pickup', ['pickup']);
         });
         call.on('failed', (status: number) => {

@@ -28,6 +28,9 @@ import {
   type SipTraceEvent,
 } from './sip';
 import { TimerSet } from './sip/util';
+import dgram from 'node:dgram';
+import { MediaClock } from './media/clock';
+import { PeerMedia } from './media/rtp-peer';
 
 export interface HistoryEntry {
   /** Milliseconds since the call was placed (call history) or the caller started (caller history). */
@@ -54,8 +57,12 @@ export interface SipCallerOptions {
   autoAnswer?: false | { delayMs?: number };
   /** Reject incoming calls with this status (wins over autoAnswer). */
   autoReject?: number | false;
-  /** RTP port written in our default SDP (nothing listens there yet). Default 40000. */
+  /** RTP port written in the SDP when media is off. Default 40000. */
   rtpPort?: number;
+  /** Real RTP: send and receive audio and keys on every call (default true). */
+  media?: boolean;
+  /** Keep the audio each call hears, for analysis (default true; turn off for load runs). */
+  keepAudio?: boolean;
   /** Registrar passwords if this caller should itself require digest auth for REGISTER. */
   auth?: { [user: string]: string };
   realm?: string;
@@ -102,6 +109,25 @@ export class CallerCall {
   readonly ended: Promise<CallEnd>;
   readonly history: HistoryEntry[] = [];
   private readonly t0 = performance.now();
+  /** RTP of this call, once it is answered (when the caller has media on). */
+  media: PeerMedia | undefined;
+
+  /** Send audio (8 kHz linear samples); resolves once it has all gone out. */
+  play(samples: Int16Array): Promise<void> {
+    if (!this.media) return Promise.reject(new Error('this call has no media (not answered, or media is off)'));
+    return this.media.send(samples);
+  }
+
+  /** Send keys: RFC 4733 when negotiated, or in-band tones with { mode: 'inband' }. */
+  sendDigits(keys: string, opts?: { mode?: 'rfc4733' | 'inband'; toneMs?: number; gapMs?: number }): Promise<void> {
+    if (!this.media) return Promise.reject(new Error('this call has no media (not answered, or media is off)'));
+    return this.media.sendDigits(keys, opts);
+  }
+
+  /** Everything this call has heard so far (8 kHz linear). */
+  heard(): Int16Array {
+    return this.media ? this.media.heard() : new Int16Array(0);
+  }
 
   /** @internal */
   constructor(
@@ -181,6 +207,18 @@ export class SipCaller extends EventEmitter {
   private readonly timers: TimerSet;
   private readonly calls = new Map<string, CallerCall>();
   private t0 = performance.now();
+  /** The caller's own media clock (one for all its calls). */
+  readonly clock = new MediaClock();
+  private readonly mediaOn: boolean;
+  private readonly keepAudio: boolean;
+  private readonly host: string;
+  private spare: dgram.Socket[] = [];
+  private spareTarget = 4;
+  private refilling: Promise<void> | undefined;
+  private readonly inboundMedia = new WeakMap<InboundCall, PeerMedia>();
+  private readonly sockets = new Set<dgram.Socket>();
+  private readonly medias = new Set<PeerMedia>();
+  private stopped = false;
 
   constructor(opts: SipCallerOptions = {}) {
     super();
@@ -190,6 +228,9 @@ export class SipCaller extends EventEmitter {
     this.historyLimit = opts.historyLimit ?? 10000;
     this.autoAnswer = opts.autoAnswer ?? false;
     this.autoReject = opts.autoReject ?? false;
+    this.mediaOn = opts.media ?? true;
+    this.keepAudio = opts.keepAudio ?? true;
+    this.host = opts.host ?? '127.0.0.1';
     const log = opts.log ?? (() => {});
     this.timers = new TimerSet((e) => log(`SipCaller: timer callback threw: ${(e as Error)?.stack ?? String(e)}`));
     this.ua = new SipUA({
@@ -199,7 +240,7 @@ export class SipCaller extends EventEmitter {
       userAgent: 'ctport-sip-caller',
       auth: opts.auth,
       realm: opts.realm,
-      defaultSdp: () => this.defaultSdp(),
+      defaultSdp: (call) => this.defaultSdp(call),
       log,
     });
     this.ua.on('trace', (ev) => this.onTrace(ev));
@@ -211,14 +252,65 @@ export class SipCaller extends EventEmitter {
   async start(): Promise<{ host: string; port: number }> {
     const a = await this.ua.start();
     this.t0 = performance.now();
+    if (this.mediaOn) await this.reserveMedia(this.spareTarget);
     return a;
   }
 
-  /** Ends all calls, clears all timers, closes the socket. */
+  /** Ends all calls, clears all timers, closes the sockets and the media clock. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.timers.clearAll();
     await this.ua.stop();
     this.timers.clearAll();
+    for (const m of this.medias) m.close();
+    this.medias.clear();
+    await this.refilling;
+    for (const s of this.sockets) s.close();
+    this.sockets.clear();
+    this.spare = [];
+    this.clock.stop();
+  }
+
+  /** Make sure `n` RTP sockets are bound and ready, so that n calls can start at once. */
+  async reserveMedia(n: number): Promise<void> {
+    this.spareTarget = Math.max(this.spareTarget, n);
+    while (this.spare.length < n && !this.stopped) {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind(0, this.host, () => resolve());
+      });
+      s.removeAllListeners('error');
+      s.on('error', () => undefined);
+      this.sockets.add(s);
+      this.spare.push(s);
+    }
+  }
+
+  private takeSocket(): dgram.Socket | undefined {
+    const s = this.spare.shift();
+    if (!this.refilling && !this.stopped) {
+      this.refilling = this.reserveMedia(this.spareTarget).finally(() => (this.refilling = undefined));
+    }
+    return s;
+  }
+
+  private releaseSocket(s: dgram.Socket): void {
+    this.sockets.delete(s);
+    s.close();
+  }
+
+  private startMedia(socket: dgram.Socket, remote: ParsedAudioSdp): PeerMedia | undefined {
+    if (this.stopped || remote.port === 0) return undefined;
+    const pt = remote.payloads.find((x) => x === 0 || x === 8) ?? 0;
+    const m = new PeerMedia({ socket, clock: this.clock, remote: { address: remote.address, port: remote.port }, payloadType: pt, telephoneEvent: remote.telephoneEvent, keepAudio: this.keepAudio });
+    this.medias.add(m);
+    return m;
+  }
+
+  /** The media of an incoming call this caller answered. */
+  mediaOf(call: InboundCall): PeerMedia | undefined {
+    return this.inboundMedia.get(call);
   }
 
   address(): { host: string; port: number } {
@@ -230,20 +322,60 @@ export class SipCaller extends EventEmitter {
     return this.ua.uri(user);
   }
 
-  /** Our default SDP (placeholder RTP port). */
-  defaultSdp(): string {
+  /**
+   * Our SDP. For an incoming call being answered, with media on, it binds the call to a real RTP
+   * socket and starts sending and receiving; otherwise it names the placeholder rtpPort.
+   */
+  defaultSdp(call?: InboundCall): string {
+    if (call && this.mediaOn && call.remoteSdp) {
+      const socket = this.takeSocket();
+      if (socket) {
+        const m = this.startMedia(socket, call.remoteSdp);
+        if (m) {
+          this.inboundMedia.set(call, m);
+          call.once('ended', () => {
+            m.close();
+            this.medias.delete(m);
+            this.releaseSocket(socket);
+          });
+        }
+        const te = call.remoteSdp.telephoneEvent;
+        const pt = call.remoteSdp.payloads.find((x) => x === 0 || x === 8) ?? 0;
+        return buildAudioSdp({ address: this.ua.advertisedHost, port: socket.address().port, codecs: [pt === 8 ? 'PCMA' : 'PCMU'], telephoneEvent: te ?? false });
+      }
+    }
     return buildAudioSdp({ address: this.ua.advertisedHost, port: this.rtpPort });
   }
 
   /** Place a call. Throws synchronously on a bad URI or a stopped caller. */
-  call(targetUri: string, opts: CallerCallOptions = {}): CallerCall {
+  call(targetUri: string, opts: CallerCallOptions & { codecs?: ('PCMU' | 'PCMA')[] } = {}): CallerCall {
     const name = opts.name ?? this.name;
-    const oc = this.ua.invite(targetUri, {
-      from: { number: opts.from ?? this.user, ...(name ? { name } : {}) },
-      sdp: opts.sdp ?? this.defaultSdp(),
-      headers: opts.headers,
-    });
+    const socket = opts.sdp === undefined && this.mediaOn ? this.takeSocket() : undefined;
+    const sdp = opts.sdp ?? (socket ? buildAudioSdp({ address: this.ua.advertisedHost, port: socket.address().port, codecs: opts.codecs }) : this.defaultSdp());
+    let oc: OutboundCall;
+    try {
+      oc = this.ua.invite(targetUri, {
+        from: { number: opts.from ?? this.user, ...(name ? { name } : {}) },
+        sdp,
+        headers: opts.headers,
+      });
+    } catch (e) {
+      if (socket) this.releaseSocket(socket);
+      throw e;
+    }
     const cc = new CallerCall(oc, (what, detail) => this.record(what, detail));
+    if (socket) {
+      oc.once('answered', (remote: ParsedAudioSdp) => {
+        cc.media = this.startMedia(socket, remote);
+      });
+      oc.once('ended', () => {
+        if (cc.media) {
+          cc.media.close();
+          this.medias.delete(cc.media);
+        }
+        this.releaseSocket(socket);
+      });
+    }
     this.calls.set(oc.id, cc);
     if (this.calls.size > MAX_TRACKED_CALLS) {
       const oldest = this.calls.keys().next().value;
@@ -297,7 +429,7 @@ export class SipCaller extends EventEmitter {
     if (this.autoAnswer) {
       call.ringing();
       const timer = this.timers.set(() => {
-        call.answer(this.defaultSdp());
+        call.answer();
       }, this.autoAnswer.delayMs ?? 0);
       call.once('ended', () => this.timers.clear(timer));
       return;

@@ -98,7 +98,7 @@ export interface UaCore {
   /** Allow header value. */
   readonly allow: string;
   /** SDP used by InboundCall.answer() without argument. */
-  defaultSdp?: () => string;
+  defaultSdp?: (call?: InboundCall) => string;
   /** Drop a call from the dialog table. */
   forget(call: SipCall): void;
 }
@@ -419,7 +419,7 @@ export class InboundCall extends SipCall {
    */
   answer(sdp?: string): boolean {
     if (this._state !== 'incoming' && this._state !== 'ringing') return false;
-    if (sdp === undefined) sdp = this.core.defaultSdp?.();
+    if (sdp === undefined) sdp = this.core.defaultSdp?.(this);
     if (sdp === undefined) throw new Error('answer: no SDP given and the SipUA has no defaultSdp');
     parseAudioSdp(sdp); // throws on bad SDP: a programming error on our side
     this.localSdpText = sdp;

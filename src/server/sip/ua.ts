@@ -45,7 +45,7 @@ export interface SipUAOptions {
   /** user -> password: these users must authenticate their REGISTER (digest, RFC 2617). */
   auth?: { [user: string]: string };
   /** SDP for InboundCall.answer() called without one (e.g. a test peer's placeholder). */
-  defaultSdp?: () => string;
+  defaultSdp?: (call?: InboundCall) => string;
   /** Log sink (one line per call); default: silent. */
   log?: (line: string) => void;
 }
