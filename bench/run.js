@@ -2,13 +2,14 @@
 // Runs the benchmarks in sequence, each in its own Node.js process (so one cannot disturb the
 // next, and each cleans up after itself).
 //   node bench/run.js            all of them
-//   node bench/run.js rtt        just one (rtt, calls, memory); extra arguments go to it
+//   node bench/run.js rtt        just one (rtt, calls, memory, dtmf, media-load, media-latency); extra arguments go to it
 // Benchmarks print their figures; they never assert. The exit code is non-zero only when a
 // benchmark could not run (crashed), not when an aim was missed.
 const path = require('path');
 const { spawn } = require('child_process');
 
-const ALL = ['rtt', 'calls', 'memory'];
+const ALL = ['rtt', 'calls', 'memory', 'dtmf', 'media-load', 'media-latency'];
+const FILES = { dtmf: 'dtmf/bench.js' };
 
 const [name, ...rest] = process.argv.slice(2);
 if (name && !ALL.includes(name)) {
@@ -29,7 +30,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 function runOne(bench) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    current = spawn(process.execPath, [path.join(__dirname, `${bench}.js`), ...(name ? rest : [])], { stdio: 'inherit' });
+    current = spawn(process.execPath, [path.join(__dirname, FILES[bench] || `${bench}.js`), ...(name ? rest : [])], { stdio: 'inherit' });
     current.on('exit', (code, signal) => {
       current = null;
       resolve({ bench, code, signal, s: (Date.now() - t0) / 1000 });

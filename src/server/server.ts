@@ -406,7 +406,7 @@ export class CtServer extends EventEmitter {
       case 'ctwaitfordial': {
         const p = port!;
         if (p.state === 'offhook') return OK; // our own line: dial tone as soon as it is off hook
-        const ok = await this.media(p).waitForDialTone(TONE_TABLES[this.opts.toneRegion].dial, 10000);
+        const ok = await this.media(p).waitForDialTone(TONE_TABLES[this.opts.toneRegion].dial, 10000, this.opts.toneRegion === 'eu' ? 1500 : 300);
         return ok ? OK : err('no dial tone within 10 s');
       }
       case 'ctgrunton':

@@ -282,7 +282,8 @@ export class PortMedia implements ClockClient {
     if (on) this.vad.reset?.();
   }
 
-  waitForDialTone(spec: ToneSpec, ms: number): Promise<boolean> {
+  /** Wait for `spec` to be heard continuously for minMs (EU plans need longer: only duration tells 425 Hz dial tone from busy). */
+  waitForDialTone(spec: ToneSpec, ms: number, minMs = 300): Promise<boolean> {
     if (this.dialTone) {
       clearTimeout(this.dialTone.timer);
       this.dialTone.resolve(false);
@@ -292,7 +293,7 @@ export class PortMedia implements ClockClient {
         this.dialTone = undefined;
         resolve(false);
       }, ms);
-      this.dialTone = { detector: new ToneDetector(spec), resolve, timer };
+      this.dialTone = { detector: new ToneDetector(spec, { minMs }), resolve, timer };
     });
   }
 

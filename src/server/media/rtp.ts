@@ -160,6 +160,8 @@ export class RtpStream {
 
   /** Receive tick: decode the next frame into rxFrame. Returns true when it holds received audio. */
   pull(): boolean {
+    const pt = this.rxPt ?? this.payloadType;
+    this.jitter.silenceByte = pt === PT_PCMA ? 0xd5 : 0xff;
     const n = this.jitter.pull(this.rxBytes);
     this.stats.rxLost = this.jitter.lost;
     this.stats.rxLate = this.jitter.late;
@@ -169,7 +171,6 @@ export class RtpStream {
       this.rxFrame.fill(0);
       return false;
     }
-    const pt = this.rxPt ?? this.payloadType;
     if (pt === PT_PCMA) decodeAlaw(this.rxBytes, this.rxFrame, n);
     else decodeUlaw(this.rxBytes, this.rxFrame, n);
     if (n < FRAME_SAMPLES) this.rxFrame.fill(0, n);

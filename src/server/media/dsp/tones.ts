@@ -273,7 +273,8 @@ export class ToneDetector {
   private readonly purity: number;
   private readonly needBlocks: number;
   private pos = 0;
-  private energy = 0;
+  /** Block energy so far (a typed array: a double in an object field may be boxed by V8). */
+  private readonly en = new Float64Array(1);
   private good = 0;
   private detected = false;
 
@@ -299,7 +300,7 @@ export class ToneDetector {
     this.s1.fill(0);
     this.s2.fill(0);
     this.pos = 0;
-    this.energy = 0;
+    this.en[0] = 0;
     this.good = 0;
     this.detected = false;
   }
@@ -313,13 +314,30 @@ export class ToneDetector {
       let todo = TONE_BLOCK - this.pos;
       if (todo > n - i) todo = n - i;
       const end = i + todo;
-      let e = this.energy;
-      for (let j = i; j < end; j++) {
-        const x = frame[j];
-        e += x * x;
+      // Energy and the first two filters in one pass (the usual 1- or 2-frequency tone); any
+      // further frequencies in their own passes.
+      {
+        const c0 = this.coef[0];
+        const c1 = this.coef[1]; // 0 when unused: that filter then runs harmlessly
+        let a0 = this.s1[0], b0 = this.s2[0], a1 = this.s1[1], b1 = this.s2[1];
+        let e = this.en[0];
+        for (let j = i; j < end; j++) {
+          const x = frame[j];
+          e += x * x;
+          let t = x + c0 * a0 - b0;
+          b0 = a0;
+          a0 = t;
+          t = x + c1 * a1 - b1;
+          b1 = a1;
+          a1 = t;
+        }
+        this.en[0] = e;
+        this.s1[0] = a0;
+        this.s2[0] = b0;
+        this.s1[1] = a1;
+        this.s2[1] = b1;
       }
-      this.energy = e;
-      for (let k = 0; k < nf; k++) {
+      for (let k = 2; k < nf; k++) {
         const c = this.coef[k];
         let a = this.s1[k];
         let b = this.s2[k];
@@ -342,7 +360,7 @@ export class ToneDetector {
         this.detected = this.good >= this.needBlocks;
         this.s1.fill(0);
         this.s2.fill(0);
-        this.energy = 0;
+        this.en[0] = 0;
         this.pos = 0;
       }
     }
@@ -364,6 +382,6 @@ export class ToneDetector {
     }
     if (hi > lo * this.twist) return false;
     // Block energy of an on-bin sine is 2|X|^2/N.
-    return (2 * sum) / TONE_BLOCK >= this.purity * this.energy;
+    return (2 * sum) / TONE_BLOCK >= this.purity * this.en[0];
   }
 }

@@ -1,0 +1,713 @@
+'use strict';
+// Concurrent calls with media on one ctserver process: how much of one core the server uses, how
+// late its RTP goes out, and whether anything is lost.
+//   node bench/media-load.js [--calls 100,200,400,600] [--window 10] [--settle 3] [--rate 100]
+//                            [--gens 2] [--digit-every 10] [--prompt 30] [--cpu-prof DIR] [--keep]
+// The server under test is bin/ctserver (--ports = the largest call count, --quiet) in its own
+// process, so its CPU (utime+stime from /proc/<pid>/stat over the window, as % of one core) and
+// RSS (/proc/<pid>/status) are its own. A CtPort script in this process answers every port
+// (ring 1 -> offHook()) and loops play of a speech prompt (espeak-ng + sox, --prompt seconds, in
+// a temp --audio-dir); a key barges in, the script clears the digits and plays again.
+// The load comes from --gens generator processes (this file, forked with --generator), each a
+// SipCaller (keepAudio off) that places its share of the calls at --rate calls/s in all, sends the
+// same speech looped on every call (so the server runs its in-band DTMF detector on every received
+// frame) and one RFC 4733 key per call every --digit-every seconds (random phase).
+// The calls are added step by step (100, then 100 more, ...); after each step has settled for
+// --settle s, the figures are taken over --window s:
+//  - server send lateness, against the ideal 20 ms schedule of its MediaClock. This file is also
+//    preloaded into the server (NODE_OPTIONS=--require, env CTPORT_MEDIA_PROBE), where it wraps
+//    MediaClock.prototype.tick (src/ is not touched): "tick start" is when the tick began, "JS
+//    done" when every stream's txTick had run, and "last out" when the last datagram of the tick
+//    went to the kernel (dgram's send to an address goes through dns.lookup, which defers the
+//    sendto to process.nextTick; a nextTick queued after the tick runs after all of them). Every
+//    packet of a tick goes out between "tick start" and "last out".
+//  - the same lateness seen by the callers: per stream, arrival - (RTP ts - first ts) / 8 ms,
+//    minus the smallest such value of that stream in the window. It adds loopback delivery and the
+//    generator's own event-loop lag (shown next to it), and it cannot see a lateness shared by
+//    every packet of the window.
+//  - RFC 3550 interarrival jitter (RtpStream.stats.jitterMs) at both ends, loss (jitter-buffer
+//    lost counts, packets expected from the sequence numbers vs received), kernel UDP drops
+//    (/proc/net/snmp, machine-wide), and the generators' CPU and send lateness (is the load
+//    generator keeping up?).
+//  - RSS per call = (RSS with N calls - RSS idle with every CtPort connected) / N.
+// --cpu-prof DIR runs the server with node --cpu-prof (the profile is written when it exits).
+// The aim: 400 calls under 60 % of one core, send p99 <= 5 ms, no loss; stretch 600.
+
+if (process.env.CTPORT_MEDIA_PROBE && require.main !== module) {
+  probe();
+} else if (process.argv[2] === '--generator') {
+  generator();
+} else {
+  require('./lib').runMain(main);
+}
+
+/** Event-loop delay (ms) from a monitorEventLoopDelay histogram; its samples include the 5 ms
+ *  resolution of its timer, which is taken off. */
+function eldStats(h) {
+  const ms = (v) => Math.max(0, v / 1e6 - 5);
+  return { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) };
+}
+
+// =================================================================================================
+// In the server process (preloaded): wrap MediaClock.tick, answer SIGUSR2 with a snapshot file.
+// =================================================================================================
+function probe() {
+  const fs = require('fs');
+  const path = require('path');
+  const { monitorEventLoopDelay } = require('perf_hooks');
+  const { MediaClock } = require(path.join(__dirname, '..', 'dist', 'server', 'media', 'clock.js'));
+  const out = process.env.CTPORT_MEDIA_PROBE;
+  const FRAME_NS = 20000000n;
+  const CAP = 1 << 15;
+  const ring = { start: new Float64Array(CAP), js: new Float64Array(CAP), last: new Float64Array(CAP), n: 0, from: 0 };
+  const clocks = new Set();
+  const eld = monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
+  let seq = 0;
+  let prevRebases = 0;
+  const lastStats = new WeakMap();
+
+  const origAdd = MediaClock.prototype.add;
+  MediaClock.prototype.add = function add(c) {
+    clocks.add(this);
+    return origAdd.call(this, c);
+  };
+  const origTick = MediaClock.prototype.tick;
+  MediaClock.prototype.tick = function tick() {
+    const t0 = process.hrtime.bigint();
+    const before = this.stats.latenessCount;
+    origTick.call(this);
+    const t1 = process.hrtime.bigint();
+    const k = this.stats.latenessCount - before; // frames sent in this tick
+    if (k === 0) return; // the timer fired early (ms timers): nothing was due, nothing sent
+    // Ideal time of the first frame sent in this tick (after a re-base too): the worst packet.
+    const ideal = this.start + (this.frames - BigInt(k) + 1n) * FRAME_NS;
+    const i = ring.n++ % CAP;
+    ring.start[i] = Number(t0 - ideal) / 1000;
+    ring.js[i] = Number(t1 - ideal) / 1000;
+    ring.last[i] = NaN;
+    process.nextTick(() => { ring.last[i] = Number(process.hrtime.bigint() - ideal) / 1000; });
+  };
+
+  process.on('SIGUSR2', () => {
+    const n = Math.min(ring.n - ring.from, CAP);
+    const take = (a) => { const r = []; for (let k = ring.n - n; k < ring.n; k++) r.push(Math.round(a[k % CAP] * 10) / 10); return r; };
+    let rebases = 0;
+    let ticks = 0;
+    const rx = { streams: 0, rxPackets: 0, rxLost: 0, rxLate: 0, rxDuplicate: 0, rxEvents: 0, txPackets: 0, jitterSum: 0, jitterMax: 0 };
+    for (const c of clocks) {
+      rebases += c.stats.rebases;
+      ticks += c.stats.ticks;
+      for (const m of c.clients || []) {
+        const s = m.stream && m.stream.stats;
+        if (!s) continue;
+        const prev = lastStats.get(m) || { rxPackets: 0, rxLost: 0, rxLate: 0, rxDuplicate: 0, rxEvents: 0, txPackets: 0 };
+        rx.streams++;
+        for (const k of ['rxPackets', 'rxLost', 'rxLate', 'rxDuplicate', 'rxEvents', 'txPackets']) rx[k] += s[k] - prev[k];
+        rx.jitterSum += s.jitterMs;
+        rx.jitterMax = Math.max(rx.jitterMax, s.jitterMs);
+        lastStats.set(m, { rxPackets: s.rxPackets, rxLost: s.rxLost, rxLate: s.rxLate, rxDuplicate: s.rxDuplicate, rxEvents: s.rxEvents, txPackets: s.txPackets });
+      }
+    }
+    const snap = {
+      seq: ++seq, at: Date.now(), ticks, rebases: rebases - prevRebases,
+      start: take(ring.start), js: take(ring.js), last: take(ring.last),
+      eld: eldStats(eld),
+      rx, mem: process.memoryUsage(),
+    };
+    prevRebases = rebases;
+    ring.from = ring.n;
+    eld.reset();
+    const tmp = `${out}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(snap));
+    fs.renameSync(tmp, out);
+  });
+}
+
+// =================================================================================================
+// Load generator process: a SipCaller placing calls with speech and RFC 4733 keys, measuring.
+// =================================================================================================
+function generator() {
+  const { monitorEventLoopDelay } = require('perf_hooks');
+  const { SipCaller } = require('../dist/server');
+  const { readAudioFile } = require('../dist/server/media/audio-file');
+  const KEYS = '0123456789';
+  const HIST_BIN = 0.05; // ms
+  const HIST_N = 40000; // up to 2 s
+  let caller;
+  let speech;
+  let digitEveryMs = 10000;
+  const calls = []; // { cc, port, timer, m: measurement state }
+  let measuring = false;
+  let windowS = 10;
+  let digitsSent = 0;
+  let cpu0;
+  let clockFrom = 0;
+  let rebases0 = 0;
+  const eld = monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
+
+  const reply = (id, body) => process.send({ id, ...body });
+  process.on('disconnect', () => process.exit(0)); // the parent is gone
+  process.on('message', (msg) => {
+    handle(msg).then((body) => reply(msg.id, { ok: true, ...body }), (e) => reply(msg.id, { ok: false, error: e && e.stack ? e.stack : String(e) }));
+  });
+
+  function onPacket(c) {
+    return (buf) => {
+      if (!measuring || buf.length < 12) return;
+      const pt = buf[1] & 0x7f;
+      if (pt !== 0 && pt !== 8) return;
+      const now = performance.now();
+      const m = c.m;
+      const seq = buf.readUInt16BE(2);
+      const ts = buf.readUInt32BE(4);
+      if (m.n === 0) {
+        m.ts0 = ts;
+        m.seq0 = seq;
+        m.seqHi = 0;
+        m.lastSeq = seq;
+        m.seqExt = 0;
+      } else {
+        let d = (seq - m.lastSeq) & 0xffff;
+        if (d >= 0x8000) d -= 0x10000;
+        m.seqExt += d;
+        m.lastSeq = seq;
+        if (m.seqExt > m.seqHi) m.seqHi = m.seqExt;
+      }
+      const dts = ((ts - m.ts0) | 0) / 8; // ms; | 0 handles the 32-bit wrap
+      if (m.n < m.off.length) m.off[m.n] = now - dts;
+      m.n++;
+    };
+  }
+
+  async function place(ports, rate, target) {
+    const gap = 1000 / rate;
+    const t0 = performance.now();
+    const started = [];
+    for (let i = 0; i < ports.length; i++) {
+      const wait = t0 + i * gap - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const cc = caller.call(`sip:${ports[i]}@127.0.0.1:${target}`);
+      const c = { cc, port: ports[i], timers: [], ended: false, m: { n: 0, off: new Float64Array(0) } };
+      calls.push(c);
+      started.push(c);
+      cc.ended.then(() => { c.ended = true; for (const t of c.timers) clearTimeout(t); });
+      cc.answered.then(() => {
+        const media = cc.media;
+        if (!media) return;
+        media.stream.socket.on('message', onPacket(c));
+        const loop = () => { if (!c.ended) media.send(speech).then(loop); };
+        loop();
+        const key = () => {
+          if (c.ended) return;
+          media.sendDigits(KEYS[Math.floor(Math.random() * KEYS.length)], { mode: 'rfc4733' }).catch(() => undefined);
+          if (measuring) digitsSent++;
+          c.timers[1] = setTimeout(key, digitEveryMs);
+        };
+        if (digitEveryMs > 0) c.timers[0] = setTimeout(key, Math.random() * digitEveryMs);
+      }, () => undefined);
+    }
+    const results = await Promise.all(started.map((c) => Promise.race([
+      c.cc.answered.then(() => (c.cc.media ? 'answered' : 'no media'), (e) => `failed ${e.status || ''} ${e.reason || e.message}`.trim()),
+      new Promise((r) => setTimeout(() => r('timeout'), 20000)),
+    ])));
+    const counts = {};
+    for (const r of results) counts[r] = (counts[r] || 0) + 1;
+    return { counts, ms: performance.now() - t0 };
+  }
+
+  async function handle(msg) {
+    switch (msg.cmd) {
+      case 'init': {
+        digitEveryMs = msg.digitEvery * 1000;
+        speech = await readAudioFile(msg.audioFile);
+        caller = new SipCaller({ host: '127.0.0.1', port: 0, keepAudio: false });
+        await caller.start();
+        await caller.reserveMedia(msg.reserve);
+        return { pid: process.pid };
+      }
+      case 'call':
+        return place(msg.ports, msg.rate, msg.sipPort);
+      case 'measure-start': {
+        windowS = msg.window;
+        const cap = Math.ceil(windowS * 50 * 1.2) + 100;
+        for (const c of calls) {
+          c.m = { n: 0, off: new Float64Array(cap), lost0: c.cc.media ? c.cc.media.stream.stats.rxLost : 0 };
+        }
+        digitsSent = 0;
+        clockFrom = caller.clock.stats.latenessCount;
+        rebases0 = caller.clock.stats.rebases;
+        eld.reset();
+        cpu0 = process.cpuUsage();
+        measuring = true;
+        return { t: Date.now() };
+      }
+      case 'measure-stop': {
+        measuring = false;
+        const cpu = process.cpuUsage(cpu0);
+        const hist = new Uint32Array(HIST_N);
+        let over = 0;
+        let max = 0;
+        let received = 0;
+        let expected = 0;
+        let lost = 0;
+        let streams = 0;
+        const jitter = [];
+        const perStreamMax = [];
+        for (const c of calls) {
+          const media = c.cc.media;
+          if (c.ended || !media) continue;
+          const m = c.m;
+          streams++;
+          jitter.push(media.stream.stats.jitterMs);
+          lost += media.stream.stats.rxLost - (m.lost0 || 0);
+          if (m.n === 0) continue;
+          received += m.n;
+          expected += m.seqHi + 1;
+          const k = Math.min(m.n, m.off.length);
+          let base = Infinity;
+          for (let i = 0; i < k; i++) if (m.off[i] < base) base = m.off[i];
+          let smax = 0;
+          for (let i = 0; i < k; i++) {
+            const late = m.off[i] - base;
+            if (late > smax) smax = late;
+            const b = Math.floor(late / HIST_BIN);
+            if (b < HIST_N) hist[b]++;
+            else over++;
+          }
+          perStreamMax.push(smax);
+          if (smax > max) max = smax;
+        }
+        // Our own send schedule (the generator's MediaClock): lateness of its ticks in the window.
+        const st = caller.clock.stats;
+        const cnt = Math.min(st.latenessCount - clockFrom, st.lateness.length);
+        const own = [];
+        for (let k = st.latenessCount - cnt; k < st.latenessCount; k++) own.push(st.lateness[k % st.lateness.length] / 1000);
+        const sparse = [];
+        hist.forEach((v, i) => { if (v) sparse.push([i, v]); });
+        return {
+          streams, received, expected, lost, digitsSent, hist: sparse, histBin: HIST_BIN, over, max,
+          jitter, perStreamMax,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          ownLateMs: own, ownRebases: st.rebases - rebases0,
+          eld: eldStats(eld),
+        };
+      }
+      case 'hangup': {
+        for (const c of calls) if (!c.ended) c.cc.hangup();
+        await Promise.race([Promise.all(calls.map((c) => c.cc.ended)), new Promise((r) => setTimeout(r, 10000))]);
+        return { left: calls.filter((c) => !c.ended).length };
+      }
+      case 'exit':
+        await caller.stop();
+        setTimeout(() => process.exit(0), 50);
+        return {};
+      default:
+        throw new Error(`unknown command ${msg.cmd}`);
+    }
+  }
+}
+
+// =================================================================================================
+// The benchmark.
+// =================================================================================================
+async function main() {
+  const fs = require('fs');
+  const path = require('path');
+  const { execFileSync } = require('child_process');
+  const { CtPort, Supervisor } = require('../dist/core');
+  const { readAudioFile } = require('../dist/server/media/audio-file');
+  const L = require('./lib');
+
+  const argv = process.argv.slice(2);
+  const opt = (name, def) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : def; };
+  const STEPS = String(opt('calls', '100,200,400,600')).split(',').map(Number).sort((a, b) => a - b);
+  const WINDOW_S = Number(opt('window', 10));
+  const SETTLE_S = Number(opt('settle', 3));
+  const RATE = Number(opt('rate', 100));
+  const GENS = Number(opt('gens', 2));
+  const DIGIT_EVERY = Number(opt('digit-every', 10));
+  const PROMPT_S = Number(opt('prompt', 30));
+  const CPU_PROF = opt('cpu-prof', undefined);
+  const KEEP = argv.includes('--keep');
+  const MAX = STEPS[STEPS.length - 1];
+  const AIM = { calls: 400, cpu: 60, p99: 5 };
+  const SEQ_PER_KEY = 7;
+  const QUIET_PCT = Number(opt('quiet', 15)); // % of a core others may use during a window
+  const QUIET_WAIT_S = Number(opt('quiet-wait', 120));
+  const TRIES = Number(opt('tries', 3));
+
+  L.header(`media load: ${STEPS.join(', ')} calls with speech both ways on one ctserver process, ${WINDOW_S} s windows, ${GENS} generator process(es)`);
+  const dir = L.tmpDir('bench-media-load-');
+  if (!KEEP) L.onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  // ---- the prompt: speech-like audio, PROMPT_S seconds ----------------------------------------
+  const prompt = path.join(dir, 'prompt.wav');
+  const promptInfo = await makeSpeech(prompt, PROMPT_S);
+  const promptSamples = await readAudioFile(prompt);
+  console.log(`prompt: ${promptInfo} (${(promptSamples.length / 8000).toFixed(1)} s at 8 kHz), in ${dir}`);
+
+  // ---- the server, with the probe preloaded ----------------------------------------------------
+  const probeFile = path.join(dir, 'probe.json');
+  const srv = await startServer();
+  console.log(`ctserver pid ${srv.pid}: --ports ${MAX}, TCP base ${srv.basePort}, SIP ${srv.sipPort}, RTP ${srv.rtp}${CPU_PROF ? `, --cpu-prof into ${CPU_PROF}` : ''}`);
+  let probeSeq = 0;
+  const snapshot = async () => {
+    process.kill(srv.pid, 'SIGUSR2');
+    for (let i = 0; i < 200; i++) {
+      await L.delay(10);
+      try {
+        const s = JSON.parse(fs.readFileSync(probeFile, 'utf8'));
+        if (s.seq > probeSeq) { probeSeq = s.seq; return s; }
+      } catch { /* not yet */ }
+    }
+    throw new Error('the probe in the server did not answer SIGUSR2');
+  };
+
+  // ---- the answering script -------------------------------------------------------------------
+  const script = { rings: 0, answered: 0, answerErr: {}, plays: 0, replies: {}, digits: 0, errors: {} };
+  const lines = [];
+  for (let n = 1; n <= MAX; n++) {
+    const ct = new CtPort({ port: n, basePort: srv.basePort, reconnect: false, resolveAudio: false });
+    let up = false;
+    const playLoop = async () => {
+      while (up) {
+        script.plays++;
+        let r;
+        try {
+          r = await ct.play('prompt.wav');
+        } catch (e) {
+          script.errors[e.code || e.message] = (script.errors[e.code || e.message] || 0) + 1;
+          return;
+        }
+        const k = `${r.status}${r.event ? ` ${r.event}` : ''}`;
+        script.replies[k] = (script.replies[k] || 0) + 1;
+        if (r.status === 'EVENT' && r.event === 'dtmf') await ct.clear().catch(() => undefined);
+        else if (r.status !== 'OK') return;
+      }
+    };
+    ct.on('ring', (e) => {
+      if (e.rings !== 1) return;
+      script.rings++;
+      ct.offHook().then((r) => {
+        if (r.status !== 'OK') { script.answerErr[r.status] = (script.answerErr[r.status] || 0) + 1; return; }
+        script.answered++;
+        up = true;
+        playLoop();
+      }, () => undefined);
+    });
+    ct.on('dtmf', () => { script.digits++; });
+    ct.on('hangup', () => { up = false; });
+    ct.on('error', () => undefined);
+    lines.push(ct);
+  }
+  await Promise.all(lines.map((ct) => ct.connect()));
+  await Promise.all(lines.map((ct) => ct.clear()));
+  L.onCleanup(() => Promise.all(lines.map((ct) => ct.disconnect().catch(() => undefined))));
+
+  const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
+  const rssMedian = async (ms) => {
+    const s = [];
+    for (let t = 0; t < ms; t += 100) { s.push(L.rssKiB(srv.pid).rss); await L.delay(100); }
+    return median(s);
+  };
+  await L.delay(1000);
+  const idleCpu0 = L.cpuMs(srv.pid);
+  const idleT0 = Date.now();
+  const rssIdle = await rssMedian(2000);
+  const idleCpuPct = ((L.cpuMs(srv.pid) - idleCpu0) / (Date.now() - idleT0)) * 100;
+  console.log(`idle (${MAX} CtPorts connected, no call): RSS ${rssIdle} KiB, CPU ${idleCpuPct.toFixed(1)} %`);
+
+  // ---- generators -----------------------------------------------------------------------------
+  const gens = [];
+  for (let g = 0; g < GENS; g++) {
+    const child = L.spawnTracked(process.execPath, [__filename, '--generator'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const pending = new Map();
+    let nextId = 1;
+    child.on('message', (m) => {
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.ok) p.resolve(m); else p.reject(new Error(`generator ${g}: ${m.error}`));
+    });
+    child.done.then((r) => {
+      for (const p of pending.values()) p.reject(new Error(`generator ${g} exited (${r.code}${r.signal ? `, ${r.signal}` : ''}): ${r.out.slice(-2000)}`));
+      pending.clear();
+    });
+    const ask = (cmd, body = {}, ms = 120000) => new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      child.send({ id, cmd, ...body });
+      setTimeout(() => { if (pending.delete(id)) reject(new Error(`generator ${g}: ${cmd} timed out`)); }, ms).unref();
+    });
+    gens.push({ child, ask });
+  }
+  const share = Math.ceil(MAX / GENS);
+  const inits = await Promise.all(gens.map((g) => g.ask('init', { audioFile: prompt, reserve: share + 4, digitEvery: DIGIT_EVERY })));
+  inits.forEach((r, i) => { gens[i].pid = r.pid; });
+  console.log(`generators: pids ${gens.map((g) => g.pid).join(', ')}, ${share} RTP sockets reserved each`);
+
+  // ---- steps ----------------------------------------------------------------------------------
+  const rows = [];
+  let placed = 0;
+  const setupCounts = {};
+  const L_CLK = 100; // USER_HZ
+  const procStat = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    return { busy: user + nice + system + irq + softirq, idle, iowait, softirq, steal };
+  };
+  const snmp = () => {
+    const t = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const k = t[0].split(/\s+/).slice(1);
+    const v = t[1].split(/\s+/).slice(1).map(Number);
+    const o = {};
+    k.forEach((name, i) => { o[name] = v[i]; });
+    return o;
+  };
+  for (const N of STEPS) {
+    // Place calls placed+1..N, round-robin over the generators.
+    const per = gens.map(() => []);
+    for (let p = placed + 1; p <= N; p++) per[(p - 1) % GENS].push(p);
+    const t0 = Date.now();
+    const setups = await Promise.all(gens.map((g, i) => (per[i].length ? g.ask('call', { ports: per[i], rate: RATE / GENS, sipPort: srv.sipPort }) : { counts: {} })));
+    placed = N;
+    for (const s of setups) for (const [k, v] of Object.entries(s.counts)) setupCounts[k] = (setupCounts[k] || 0) + v;
+    console.log(`\n${N} calls: placed in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(setupCounts)}; script: ${script.answered} answered`);
+    await L.delay(SETTLE_S * 1000);
+
+    let best;
+    for (let attempt = 1; attempt <= TRIES; attempt++) {
+      const waited = await waitQuiet();
+      const row = await measure(N);
+      row.attempt = attempt;
+      row.waitedS = waited;
+      printRow(row);
+      if (!best || row.machine.others < best.machine.others) best = row;
+      if (row.machine.others <= QUIET_PCT) break;
+      if (attempt < TRIES) console.log(`  disturbed: other processes used ${row.machine.others.toFixed(0)} % of a core during the window; measuring again`);
+    }
+    rows.push(best);
+  }
+
+  // ---- tear down ------------------------------------------------------------------------------
+  const left = await Promise.all(gens.map((g) => g.ask('hangup')));
+  await L.delay(500);
+  await Promise.all(gens.map((g) => g.ask('exit').catch(() => undefined)));
+  await Promise.all(gens.map((g) => Promise.race([g.child.done, L.delay(3000)])));
+  await Promise.all(lines.map((ct) => ct.disconnect().catch(() => undefined)));
+  await srv.sup.stop();
+
+  // ---- report ---------------------------------------------------------------------------------
+  const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
+  console.log(`\nServer (one process, --ports ${MAX}): CPU over the ${WINDOW_S} s window, send lateness against the ideal 20 ms schedule (ms):`);
+  L.table([
+    ['calls', 'CPU % of a core', 'tick start p50', 'p99', 'max', 'last out p50', 'p99', 'max', 'JS done p99', 'rebases', 'event loop p99'],
+    ...rows.map((r) => [String(r.calls), f(r.cpuPct, 1), f(r.send.start.p50), f(r.send.start.p99), f(r.send.start.max), f(r.send.last.p50), f(r.send.last.p99), f(r.send.last.max), f(r.send.js.p99), String(r.rebases), f(r.serverEld.p99)]),
+  ]);
+  console.log('\nWhat the callers received (all streams pooled):');
+  L.table([
+    ['calls', 'streams', 'caller-side lateness p50', 'p99', 'max', 'jitter (RFC 3550) mean', 'p99', 'max', 'expected', 'received', 'missing', 'jb lost', 'kernel UDP drops'],
+    ...rows.map((r) => [String(r.calls), String(r.streams), f(r.recv.p50), f(r.recv.p99), f(r.recv.max), f(r.jitter.mean), f(r.jitter.p99), f(r.jitter.max),
+      String(r.callerRx.expected), String(r.callerRx.received), String(r.callerRx.expected - r.callerRx.received), String(r.callerRx.lost), String(r.udp.InErrors + r.udp.RcvbufErrors + r.udp.SndbufErrors)]),
+  ]);
+  console.log('\nWhat the server received, memory, and the load generators:');
+  L.table([
+    ['calls', 'server rx pkts', 'server jb lost', 'keys', 'lost - 7/key', 'late', 'server jitter mean', 'RSS KiB', 'RSS/call KiB', 'heap MiB', 'gen CPU %', 'gen send p99', 'gen send max', 'gen loop p99', 'script CPU %', 'keys sent', 'keys heard'],
+    ...rows.map((r) => [String(r.calls), String(r.serverRx.rxPackets), String(r.serverRx.rxLost), String(r.serverRx.rxEvents), String(r.serverRx.lostNet), String(r.serverRx.rxLate), f(r.serverRx.jitterMean), String(r.rss), f(r.rssPerCallKiB, 1), f(r.heapUsedMiB, 1),
+      r.gens.map((g) => f(g.cpuPct, 0)).join('+'), r.gens.map((g) => f(g.lateP99, 1)).join('/'), r.gens.map((g) => f(g.lateMax, 1)).join('/'), r.gens.map((g) => f(g.eld.p99, 1)).join('/'),
+      f(r.scriptCpuPct, 1), String(r.digitsSent), String(r.digitsHeard)]),
+  ]);
+  console.log(`\nThe machine (${require('os').cpus().length} CPUs; % of one core, /proc/stat):`);
+  L.table([
+    ['calls', 'all busy', 'server', 'generators', 'this process', 'others', 'softirq (part of busy)', 'steal', 'iowait'],
+    ...rows.map((r) => [String(r.calls), f(r.machine.busy, 1), f(r.cpuPct, 1), f(r.gens.reduce((a, g) => a + g.cpuPct, 0), 1), f(r.scriptCpuPct, 1), f(r.machine.others, 1), f(r.machine.softirq, 1), f(r.machine.steal, 1), f(r.machine.iowait, 1)]),
+  ]);
+  console.log(`  idle RSS ${rssIdle} KiB (all ${MAX} CtPorts connected, no call), idle CPU ${f(idleCpuPct, 1)} %`);
+  console.log('  tick start / last out: lateness of the MediaClock tick when it began and when the last datagram of the tick went to the kernel');
+  console.log('  caller-side lateness: arrival - RTP-timestamp schedule, per stream against its earliest packet in the window (includes loopback and the generator\'s loop lag)');
+  console.log('  missing = expected (from sequence numbers) - received, in the window; jb lost = jitter-buffer lost count; kernel UDP drops = InErrors+RcvbufErrors+SndbufErrors (machine-wide)');
+  console.log('  server jb lost: the server\'s jitter-buffer lost count, which includes the 7 sequence numbers of each RFC 4733 key (lost - 7/key: without them, +-7 at the window edges)');
+  console.log('  gen send: lateness of the generators\' own MediaClock ticks (ms); gen loop: their event-loop delay p99 (ms)');
+  console.log(`  play replies in the windows: ${JSON.stringify(rows.map((r) => r.replies))}; setup: ${JSON.stringify(setupCounts)}; script: ${JSON.stringify({ rings: script.rings, answered: script.answered, answerErr: script.answerErr, errors: script.errors })}; left after hangup: ${JSON.stringify(left.map((l) => l.left))}`);
+  for (const r of rows) {
+    const busy = r.gens.filter((g) => g.cpuPct > 85 || g.lateP99 > 5);
+    if (busy.length) console.log(`  ${r.calls} calls: a generator was near its limit (CPU ${r.gens.map((g) => f(g.cpuPct, 0)).join('/')} %, own send p99 ${r.gens.map((g) => f(g.lateP99, 1)).join('/')} ms): caller-side figures include its lag; try --gens ${GENS + 1}`);
+  }
+  const a = rows.find((r) => r.calls === AIM.calls);
+  if (a) {
+    const loss = a.callerRx.expected - a.callerRx.received + a.callerRx.lost + Math.max(0, a.serverRx.lostNet);
+    console.log(`\nAim at ${AIM.calls} calls: CPU < ${AIM.cpu} %: ${f(a.cpuPct, 1)} % ${L.verdict(a.cpuPct < AIM.cpu)}; send p99 <= ${AIM.p99} ms (last out): ${f(a.send.last.p99)} ms ${L.verdict(a.send.last.p99 <= AIM.p99)}; ` +
+      `no loss: ${loss} ${L.verdict(loss === 0)}`);
+  }
+  const s = rows.find((r) => r.calls === 600);
+  if (s) {
+    const loss = s.callerRx.expected - s.callerRx.received + s.callerRx.lost + Math.max(0, s.serverRx.lostNet);
+    console.log(`Stretch at 600 calls: CPU ${f(s.cpuPct, 1)} % ${L.verdict(s.cpuPct < AIM.cpu)}; send p99 ${f(s.send.last.p99)} ms ${L.verdict(s.send.last.p99 <= AIM.p99)}; loss ${loss} ${L.verdict(loss === 0)}`);
+  }
+  console.log(`\nRESULT media-load ${JSON.stringify({ steps: STEPS, windowS: WINDOW_S, gens: GENS, rssIdle, idleCpuPct, rows })}`);
+
+
+  /** One measurement window at N calls. */
+  async function measure(N) {
+    await snapshot(); // resets the server's window
+    const udp0 = snmp();
+    const sys0 = procStat();
+    const cpu0 = L.cpuMs(srv.pid);
+    const own0 = process.cpuUsage();
+    const digits0 = script.digits;
+    const replies0 = { ...script.replies };
+    const w0 = Date.now();
+    await Promise.all(gens.map((g) => g.ask('measure-start', { window: WINDOW_S })));
+    const rssSamples = [];
+    while (Date.now() - w0 < WINDOW_S * 1000) {
+      rssSamples.push(L.rssKiB(srv.pid).rss);
+      await L.delay(Math.min(500, WINDOW_S * 1000 - (Date.now() - w0)));
+    }
+    const gm = await Promise.all(gens.map((g) => g.ask('measure-stop')));
+    const wallMs = Date.now() - w0;
+    const cpuMs = L.cpuMs(srv.pid) - cpu0;
+    const own = process.cpuUsage(own0);
+    const snap = await snapshot();
+    const udp1 = snmp();
+    const sys1 = procStat();
+    const jiff = (k) => ((sys1[k] - sys0[k]) * 1000) / L_CLK / wallMs * 100; // % of one core
+    const rss = median(rssSamples);
+
+    // Pool the generators' receive-side lateness histograms.
+    const bin = gm[0].histBin;
+    const hist = new Map();
+    let over = 0;
+    for (const r of gm) { for (const [b, v] of r.hist) hist.set(b, (hist.get(b) || 0) + v); over += r.over; }
+    const histPct = (p) => {
+      const total = [...hist.values()].reduce((a, b) => a + b, 0) + over;
+      const want = Math.ceil((p / 100) * total);
+      let acc = 0;
+      for (const b of [...hist.keys()].sort((x, y) => x - y)) { acc += hist.get(b); if (acc >= want) return (b + 1) * bin; }
+      return Infinity;
+    };
+    const jit = L.summary(gm.flatMap((r) => r.jitter));
+    const genLate = gm.map((r) => L.summary(r.ownLateMs));
+    const sum = (k) => gm.reduce((a, r) => a + r[k], 0);
+    const start = L.summary(snap.start.map((v) => v / 1000));
+    const js = L.summary(snap.js.map((v) => v / 1000));
+    const last = L.summary(snap.last.filter((v) => Number.isFinite(v)).map((v) => v / 1000));
+    const row = {
+      calls: N,
+      streams: sum('streams'),
+      cpuPct: (cpuMs / wallMs) * 100,
+      ticks: snap.start.length,
+      rebases: snap.rebases,
+      send: { start: pick(start), js: pick(js), last: pick(last) },
+      serverEld: snap.eld,
+      recv: { p50: histPct(50), p99: histPct(99), max: Math.max(...gm.map((r) => r.max)) },
+      jitter: { mean: jit.mean, p99: jit.p99, max: jit.max },
+      // The server's jitter buffer counts the sequence numbers that the callers' RFC 4733 packets
+      // used (5 frames + 2 repeated end packets = 7 per 100 ms key) as lost audio; take them off.
+      serverRx: { ...snap.rx, lostNet: snap.rx.rxLost - SEQ_PER_KEY * snap.rx.rxEvents, jitterMean: snap.rx.streams ? snap.rx.jitterSum / snap.rx.streams : NaN },
+      callerRx: { received: sum('received'), expected: sum('expected'), lost: sum('lost') },
+      udp: { InErrors: udp1.InErrors - udp0.InErrors, RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors, SndbufErrors: udp1.SndbufErrors - udp0.SndbufErrors },
+      rss, rssPerCallKiB: (rss - rssIdle) / N, heapUsedMiB: snap.mem.heapUsed / 1048576, externalMiB: snap.mem.external / 1048576,
+      gens: gm.map((r, i) => ({ cpuPct: (r.cpuMs / wallMs) * 100, lateP50: genLate[i].p50, lateP99: genLate[i].p99, lateMax: genLate[i].max, rebases: r.ownRebases, eld: r.eld })),
+      scriptCpuPct: ((own.user + own.system) / 1000 / wallMs) * 100,
+      // Machine-wide (/proc/stat, % of one core): everything busy, of which softirq (loopback UDP
+      // delivery is done there) and steal (the hypervisor ran someone else), and what is busy
+      // beyond the server, the generators and this process (other processes, kernel threads).
+      machine: { busy: jiff('busy'), softirq: jiff('softirq'), steal: jiff('steal'), iowait: jiff('iowait') },
+      digitsSent: sum('digitsSent'),
+      digitsHeard: script.digits - digits0,
+      replies: Object.fromEntries(Object.entries(script.replies).map(([k, v]) => [k, v - (replies0[k] || 0)]).filter(([, v]) => v)),
+      wallMs,
+    };
+    row.machine.others = row.machine.busy - row.cpuPct - row.gens.reduce((a, g) => a + g.cpuPct, 0) - row.scriptCpuPct;
+    return row;
+  }
+
+  function printRow(row) {
+    const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
+    const last = row.send.last;
+    console.log(`  server CPU ${f(row.cpuPct, 1)} %, send lateness (ms) last-out p50 ${f(last.p50)} p99 ${f(last.p99)} max ${f(last.max)}, ` +
+      `caller-side p99 ${f(row.recv.p99)}, loss ${row.callerRx.expected - row.callerRx.received} (jb lost ${row.callerRx.lost}, server jb lost ${row.serverRx.rxLost} - 7 x ${row.serverRx.rxEvents} keys = ${row.serverRx.lostNet}), ` +
+      `RSS ${row.rss} KiB (${f(row.rssPerCallKiB, 1)} KiB/call); generators CPU ${row.gens.map((g) => f(g.cpuPct, 0)).join(' + ')} %; machine busy ${f(row.machine.busy, 0)} % (others ${f(row.machine.others, 1)}, steal ${f(row.machine.steal, 1)})`);
+  }
+
+  /** Wait (up to QUIET_WAIT_S) until processes other than ours use at most QUIET_PCT % of a core. */
+  async function waitQuiet() {
+    const t0 = Date.now();
+    const ours = () => L.cpuMs(srv.pid) + gens.reduce((a, g) => a + L.cpuMs(g.pid), 0) + L.cpuMs(process.pid);
+    for (;;) {
+      const s0 = procStat();
+      const o0 = ours();
+      await L.delay(1000);
+      const others = ((procStat().busy - s0.busy) * 10 - (ours() - o0)) / 10; // % of a core over 1 s
+      if (others <= QUIET_PCT) return (Date.now() - t0) / 1000;
+      if (Date.now() - t0 > QUIET_WAIT_S * 1000) {
+        console.log(`  the machine is busy (other processes: ${others.toFixed(0)} % of a core); measuring anyway`);
+        return (Date.now() - t0) / 1000;
+      }
+    }
+  }
+
+  function pick(s) { return { p50: s.p50, p99: s.p99, max: s.max }; }
+
+  /** A speech file of `seconds`: espeak-ng + sox when installed, else the bundled vocabulary. */
+  async function makeSpeech(file, seconds) {
+    const text = 'Thank you for calling. Please listen carefully, as our menu options have changed. ' +
+      'For account balances and recent transactions, press one. To report a lost or stolen card, press two. ' +
+      'For help with online banking, press three. To speak with a member of our customer service team, press zero, ' +
+      'or stay on the line. Your call is important to us and will be answered in the order it was received. ' +
+      'Our offices are open from eight in the morning until six in the evening, Monday to Friday.';
+    try {
+      const raw = path.join(dir, 'raw.wav');
+      execFileSync('espeak-ng', ['-v', 'en-us', '-s', '150', '-p', '50', '-a', '100', '-w', raw, text], { stdio: 'ignore' });
+      execFileSync('sox', ['-R', raw, '-r', '8000', '-c', '1', '-b', '16', '-e', 'signed-integer', file, 'norm', '-3', 'repeat', '20', 'trim', '0', String(seconds)], { stdio: 'ignore' });
+      fs.rmSync(raw);
+      return `espeak-ng + sox speech, ${seconds} s`;
+    } catch {
+      // No espeak-ng or sox: the bundled vocabulary words, 100 ms apart, over and over.
+      const vdir = path.join(L.ROOT, 'resources', 'vocabulary');
+      const words = [];
+      for (const n of fs.readdirSync(vdir).filter((x) => x.endsWith('.au') && x !== 'beep.au').sort()) words.push(await readAudioFile(path.join(vdir, n)));
+      const pcm = new Int16Array(seconds * 8000);
+      for (let at = 0, i = 0; at < pcm.length; i++) {
+        const w = words[i % words.length];
+        pcm.set(w.subarray(0, Math.min(w.length, pcm.length - at)), at);
+        at += w.length + 800;
+      }
+      const h = Buffer.alloc(44);
+      h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length * 2, 4); h.write('WAVEfmt ', 8); h.writeUInt32LE(16, 16);
+      h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22); h.writeUInt32LE(8000, 24); h.writeUInt32LE(16000, 28);
+      h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34); h.write('data', 36); h.writeUInt32LE(pcm.length * 2, 40);
+      fs.writeFileSync(file, Buffer.concat([h, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength)]));
+      return `the bundled vocabulary words concatenated (no espeak-ng/sox), ${seconds} s`;
+    }
+  }
+
+  async function startServer() {
+    let lastErr;
+    for (let i = 0; i < 20; i++) {
+      const basePort = L.randomBase(MAX + 1);
+      const sipPort = await L.freeUdpPort();
+      const span = 4 * MAX + 100;
+      const rtpLo = 2 * Math.floor((20000 + Math.random() * (60000 - 20000 - span)) / 2);
+      const env = { CTPORT_MEDIA_PROBE: probeFile, NODE_OPTIONS: `${process.env.NODE_OPTIONS || ''} --require ${path.join(__dirname, 'media-load.js')}${CPU_PROF ? ` --cpu-prof --cpu-prof-dir=${path.resolve(CPU_PROF)}` : ''}`.trim() };
+      const sup = new Supervisor({
+        binary: L.CTSERVER,
+        args: ['--ports', String(MAX), '--base-port', String(basePort), '--manager-port', String(basePort), '--sip-port', String(sipPort),
+          '--rtp-ports', `${rtpLo}-${rtpLo + span}`, '--audio-dir', dir, '--quiet'],
+        env, restart: false, startTimeoutMs: 20000,
+      });
+      const off = L.onCleanup(() => sup.stop());
+      try {
+        await sup.start();
+        return { sup, pid: sup.pid, basePort, sipPort, rtp: `${rtpLo}-${rtpLo + span}` };
+      } catch (e) {
+        off();
+        lastErr = e;
+        if (e.code !== 'EADDRINUSE' && e.code !== 'EEARLYEXIT') throw e;
+      }
+    }
+    throw lastErr;
+  }
+}
