@@ -7,7 +7,7 @@ import { CtEvent } from '../core/client';
 import { CommandResult, commandByEvent, getCommand, TONE_TYPES } from '../core/catalog';
 import { ValidationError } from '../core/errors';
 import { CallInfo, CtServerController, ControllerState, configFromNode } from './controller';
-import { StatusState, clearStatus, setStatus } from './status';
+import { StatusState, clearStatus, setStatus as setStatusWith } from './status';
 
 type Msg = NodeMessage & { call?: CallInfo; [k: string]: unknown };
 type Send = (msg: Msg | (Msg | null)[]) => void;
@@ -30,6 +30,8 @@ const STATE_LOOK: Record<ControllerState, StatusState> = {
 const DEDICATED = new Set(['off_hook', 'on_hook', 'play', 'play_async', 'record', 'collect', 'dial', 'play_tone', 'stop_tone', 'join', 'bridge', 'unbridge', 'join_conference', 'leave_conference']);
 
 export = function register(RED: NodeAPI): void {
+  const translate = (key: string): string => (RED as unknown as { _: (k: string) => string })._(key);
+  const setStatus = (node: Node, state: StatusState, detail?: string): void => setStatusWith(node, state, detail, translate);
   // ------------------------------------------------------------------ config node
   function CtServerNode(this: ServerNode, n: Props): void {
     RED.nodes.createNode(this, n);
@@ -265,7 +267,8 @@ export = function register(RED: NodeAPI): void {
       .replace(/\{caller\}/g, (call?.cid.number || 'unknown').replace(/[^A-Za-z0-9+_-]/g, '_'))
       .replace(/\{id\}/g, call?.id ?? 'nocall');
     const seconds = Number(value(n.seconds, msg.seconds) ?? 60);
-    const digits = String(value(n.digits, msg.digits) ?? '#');
+    // Stop keys: set on the node (an emptied field means none), else msg.digits, else '#'.
+    const digits = typeof n.digits === 'string' && n.digits !== '' ? n.digits : msg.digits !== undefined ? String(msg.digits) : n.digits === '' ? '' : '#';
     const silence = Number(value(n.silence, msg.silence) ?? 3);
     setStatus(node, 'recording', `port ${port}`);
     const t0 = Date.now();

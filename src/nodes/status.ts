@@ -31,10 +31,14 @@ export function statusLook(state: StatusState): { fill: Fill; shape: Shape } {
   return LOOK[state];
 }
 
-/** Set a node's status: `setStatus(node, 'playing', 'port 2')`. */
-export function setStatus(node: StatusTarget, state: StatusState, detail?: string): void {
+/**
+ * Set a node's status: `setStatus(node, 'playing', 'port 2', RED._)`. `t` is the runtime's
+ * translator (RED._), which resolves `ctport.status.<state>` in the node set's catalog.
+ */
+export function setStatus(node: StatusTarget, state: StatusState, detail?: string, t?: (key: string) => string): void {
   const key = `ctport.status.${state}`;
-  let text = node._ ? node._(key) : state;
+  const translate = t ?? node._;
+  let text = translate ? translate(key) : state;
   if (!text || text === key) text = state;
   if (detail) text += ` (${detail})`;
   node.status({ ...LOOK[state], text });
