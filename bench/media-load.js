@@ -2,7 +2,8 @@
 // Concurrent calls with media on one ctserver process: how much of one core the server uses, how
 // late its RTP goes out, and whether anything is lost.
 //   node bench/media-load.js [--calls 100,200,400,600] [--window 10] [--settle 3] [--rate 100]
-//                            [--gens 2] [--digit-every 10] [--prompt 30] [--cpu-prof DIR] [--keep]
+//                            [--gens 2] [--digit-every 10] [--prompt 30] [--packet-window 10]
+//                            [--quiet 15] [--quiet-wait 120] [--tries 3] [--gen-detect] [--cpu-prof DIR] [--keep]
 // The server under test is bin/ctserver (--ports = the largest call count, --quiet) in its own
 // process, so its CPU (utime+stime from /proc/<pid>/stat over the window, as % of one core) and
 // RSS (/proc/<pid>/status) are its own. A CtPort script in this process answers every port
@@ -12,25 +13,34 @@
 // SipCaller (keepAudio off) that places its share of the calls at --rate calls/s in all, sends the
 // same speech looped on every call (so the server runs its in-band DTMF detector on every received
 // frame) and one RFC 4733 key per call every --digit-every seconds (random phase).
+// The generators' own in-band detector is switched off (--gen-detect keeps it): they only load.
 // The calls are added step by step (100, then 100 more, ...); after each step has settled for
-// --settle s, the figures are taken over --window s:
-//  - server send lateness, against the ideal 20 ms schedule of its MediaClock. This file is also
-//    preloaded into the server (NODE_OPTIONS=--require, env CTPORT_MEDIA_PROBE), where it wraps
-//    MediaClock.prototype.tick (src/ is not touched): "tick start" is when the tick began, "JS
-//    done" when every stream's txTick had run, and "last out" when the last datagram of the tick
-//    went to the kernel (dgram's send to an address goes through dns.lookup, which defers the
-//    sendto to process.nextTick; a nextTick queued after the tick runs after all of them). Every
-//    packet of a tick goes out between "tick start" and "last out".
-//  - the same lateness seen by the callers: per stream, arrival - (RTP ts - first ts) / 8 ms,
-//    minus the smallest such value of that stream in the window. It adds loopback delivery and the
-//    generator's own event-loop lag (shown next to it), and it cannot see a lateness shared by
-//    every packet of the window.
-//  - RFC 3550 interarrival jitter (RtpStream.stats.jitterMs) at both ends, loss (jitter-buffer
-//    lost counts, packets expected from the sequence numbers vs received), kernel UDP drops
-//    (/proc/net/snmp, machine-wide), and the generators' CPU and send lateness (is the load
-//    generator keeping up?).
+// --settle s, and the machine is quiet (processes other than ours under --quiet % of a core for a
+// second, waiting at most --quiet-wait s), the figures are taken over --window s (window A); when
+// other processes used more than --quiet % during the window, it is measured again (at most
+// --tries times; the least disturbed one is kept). Window A:
+//  - server CPU and tick lateness against the ideal 20 ms schedule of its MediaClock. This file is
+//    also preloaded into the server (NODE_OPTIONS=--require, env CTPORT_MEDIA_PROBE), where it wraps
+//    MediaClock.prototype.tick and RtpStream.prototype.send (src/ is not touched): "tick start" is
+//    when a tick began, "last out" when the last datagram of the tick went to the kernel (dgram's
+//    send to an address goes through dns.lookup, which defers the sendto to process.nextTick; a
+//    nextTick queued after the tick runs after all of them). The probe answers SIGUSR2 with a
+//    snapshot file.
+//  - the lateness seen by the callers: per stream, arrival - (RTP ts - first ts) / 8 ms, minus the
+//    smallest such value of that stream in the window. It adds loopback delivery and the
+//    generator's own event-loop lag (shown next to it); after a re-base of the server's clock
+//    (frames skipped, RTP timestamps not) it also holds the skipped time.
+//  - RFC 3550 interarrival jitter (RtpStream.stats.jitterMs) at both ends; loss: sequence numbers
+//    expected vs distinct ones received and duplicates at the callers, jitter-buffer lost counts at
+//    both ends, kernel UDP drops (/proc/net/snmp, machine-wide); the generators' CPU and send
+//    lateness (is the load generator keeping up?); CPU of everything else on the machine.
 //  - RSS per call = (RSS with N calls - RSS idle with every CtPort connected) / N.
-// --cpu-prof DIR runs the server with node --cpu-prof (the profile is written when it exits).
+// Window B (--packet-window s, right after; 0 = none): per-packet send lateness, i.e. when each
+// RTP packet went to the kernel (a nextTick queued after each RtpStream.send) against its frame's
+// ideal time. That costs CPU, so the CPU figure comes from window A.
+// --cpu-prof DIR writes a CPU profile of the server per window (the inspector's profiler, started
+// by the probe; node refuses --cpu-prof in NODE_OPTIONS): DIR/ctserver-<pid>-window-<k>.cpuprofile,
+// where window k ends at the k-th snapshot (per step: settle, A, B).
 // The aim: 400 calls under 60 % of one core, send p99 <= 5 ms, no loss; stretch 600.
 
 if (process.env.CTPORT_MEDIA_PROBE && require.main !== module) {
@@ -72,8 +82,40 @@ function probe() {
     clocks.add(this);
     return origAdd.call(this, c);
   };
+  // Per packet: RtpStream.send() hands the datagram to dgram, whose send to an address resolves
+  // it through dns.lookup and does the sendto in a process.nextTick; a nextTick queued right after
+  // send() runs right after that one, i.e. once this packet has gone to the kernel. Its ideal
+  // time is that of the clock frame being sent (performance.now() timebase).
+  const { RtpStream } = require(path.join(__dirname, '..', 'dist', 'server', 'media', 'rtp.js'));
+  const PCAP = 1 << 20;
+  const pkt = { late: new Float32Array(PCAP), ideal: new Float64Array(4096), w: 0, r: 0, n: 0, from: 0 };
+  let hrToPerf = 0; // hrtime (ms) - performance.now(), taken again at every tick
+  let curClock;
+  let curFrames = -1n;
+  let curIdealMs = 0;
+  const recPkt = () => {
+    pkt.late[pkt.n++ & (PCAP - 1)] = performance.now() - pkt.ideal[pkt.r++ & 4095];
+  };
+  let packetsOn = false; // switched per window through the control file (it costs CPU)
+  {
+    const origSend = RtpStream.prototype.send;
+    RtpStream.prototype.send = function send() {
+      origSend.call(this);
+      const c = curClock;
+      if (!packetsOn || !c || !this.remote) return;
+      if (c.frames !== curFrames) {
+        curFrames = c.frames;
+        curIdealMs = Number(c.start + c.frames * FRAME_NS) / 1e6 - hrToPerf;
+      }
+      pkt.ideal[pkt.w++ & 4095] = curIdealMs;
+      process.nextTick(recPkt);
+    };
+  }
   const origTick = MediaClock.prototype.tick;
   MediaClock.prototype.tick = function tick() {
+    curClock = this;
+    curFrames = -1n;
+    hrToPerf = Number(process.hrtime.bigint()) / 1e6 - performance.now();
     const t0 = process.hrtime.bigint();
     const before = this.stats.latenessCount;
     origTick.call(this);
@@ -87,6 +129,24 @@ function probe() {
     ring.js[i] = Number(t1 - ideal) / 1000;
     ring.last[i] = NaN;
     process.nextTick(() => { ring.last[i] = Number(process.hrtime.bigint() - ideal) / 1000; });
+  };
+
+  // --cpu-prof: a CPU profile per window (node refuses --cpu-prof in NODE_OPTIONS), through the
+  // inspector: each SIGUSR2 stops the running profile, writes it, and starts the next one.
+  const profDir = process.env.CTPORT_MEDIA_PROBE_PROFILE;
+  let session;
+  if (profDir) {
+    session = new (require('inspector').Session)();
+    session.connect();
+    session.post('Profiler.enable');
+    session.post('Profiler.start');
+  }
+  const rotateProfile = (name) => {
+    if (!session) return;
+    session.post('Profiler.stop', (err, res) => {
+      if (!err && res && res.profile) fs.writeFileSync(path.join(profDir, `${name}.cpuprofile`), JSON.stringify(res.profile));
+      session.post('Profiler.start');
+    });
   };
 
   process.on('SIGUSR2', () => {
@@ -109,14 +169,26 @@ function probe() {
         lastStats.set(m, { rxPackets: s.rxPackets, rxLost: s.rxLost, rxLate: s.rxLate, rxDuplicate: s.rxDuplicate, rxEvents: s.rxEvents, txPackets: s.txPackets });
       }
     }
+    // This window's per-packet lateness (ms), as raw float32 next to the JSON file.
+    const np = Math.min(pkt.n - pkt.from, PCAP);
+    const lateBuf = Buffer.alloc(np * 4);
+    for (let k = 0, j = pkt.n - np; k < np; k++, j++) lateBuf.writeFloatLE(pkt.late[j & (PCAP - 1)], k * 4);
+    fs.writeFileSync(`${out}.f32`, lateBuf);
+    pkt.from = pkt.n;
     const snap = {
-      seq: ++seq, at: Date.now(), ticks, rebases: rebases - prevRebases,
+      seq: ++seq, at: Date.now(), ticks, rebases: rebases - prevRebases, packets: np,
       start: take(ring.start), js: take(ring.js), last: take(ring.last),
       eld: eldStats(eld),
       rx, mem: process.memoryUsage(),
     };
     prevRebases = rebases;
     ring.from = ring.n;
+    rotateProfile(`ctserver-${process.pid}-window-${seq}`);
+    try {
+      packetsOn = JSON.parse(fs.readFileSync(`${out}.ctl`, 'utf8')).packets === true;
+    } catch {
+      packetsOn = false;
+    }
     eld.reset();
     const tmp = `${out}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(snap));
@@ -137,6 +209,7 @@ function generator() {
   let caller;
   let speech;
   let digitEveryMs = 10000;
+  let genDetect = false;
   const calls = []; // { cc, port, timer, m: measurement state }
   let measuring = false;
   let windowS = 10;
@@ -175,6 +248,11 @@ function generator() {
         m.lastSeq = seq;
         if (m.seqExt > m.seqHi) m.seqHi = m.seqExt;
       }
+      const si = m.seqExt + 64;
+      if (si >= 0 && si < m.seen.length) {
+        if (m.seen[si]) m.dup++;
+        else m.seen[si] = 1;
+      }
       const dts = ((ts - m.ts0) | 0) / 8; // ms; | 0 handles the 32-bit wrap
       if (m.n < m.off.length) m.off[m.n] = now - dts;
       m.n++;
@@ -189,7 +267,7 @@ function generator() {
       const wait = t0 + i * gap - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       const cc = caller.call(`sip:${ports[i]}@127.0.0.1:${target}`);
-      const c = { cc, port: ports[i], timers: [], ended: false, m: { n: 0, off: new Float64Array(0) } };
+      const c = { cc, port: ports[i], timers: [], ended: false, m: { n: 0, dup: 0, off: new Float64Array(0), seen: new Uint8Array(0) } };
       calls.push(c);
       started.push(c);
       cc.ended.then(() => { c.ended = true; for (const t of c.timers) clearTimeout(t); });
@@ -197,6 +275,9 @@ function generator() {
         const media = cc.media;
         if (!media) return;
         media.stream.socket.on('message', onPacket(c));
+        // The generator needs no in-band DTMF detector of its own (PeerMedia runs one on every
+        // received frame): switch it off to keep the load generator light.
+        if (!genDetect && media.dtmfRx) media.dtmfRx.process = () => '';
         const loop = () => { if (!c.ended) media.send(speech).then(loop); };
         loop();
         const key = () => {
@@ -221,6 +302,7 @@ function generator() {
     switch (msg.cmd) {
       case 'init': {
         digitEveryMs = msg.digitEvery * 1000;
+        genDetect = msg.genDetect;
         speech = await readAudioFile(msg.audioFile);
         caller = new SipCaller({ host: '127.0.0.1', port: 0, keepAudio: false });
         await caller.start();
@@ -233,7 +315,7 @@ function generator() {
         windowS = msg.window;
         const cap = Math.ceil(windowS * 50 * 1.2) + 100;
         for (const c of calls) {
-          c.m = { n: 0, off: new Float64Array(cap), lost0: c.cc.media ? c.cc.media.stream.stats.rxLost : 0 };
+          c.m = { n: 0, dup: 0, off: new Float64Array(cap), seen: new Uint8Array(cap + 128), lost0: c.cc.media ? c.cc.media.stream.stats.rxLost : 0 };
         }
         digitsSent = 0;
         clockFrom = caller.clock.stats.latenessCount;
@@ -251,6 +333,7 @@ function generator() {
         let max = 0;
         let received = 0;
         let expected = 0;
+        let dup = 0;
         let lost = 0;
         let streams = 0;
         const jitter = [];
@@ -264,6 +347,7 @@ function generator() {
           lost += media.stream.stats.rxLost - (m.lost0 || 0);
           if (m.n === 0) continue;
           received += m.n;
+          dup += m.dup;
           expected += m.seqHi + 1;
           const k = Math.min(m.n, m.off.length);
           let base = Infinity;
@@ -287,7 +371,7 @@ function generator() {
         const sparse = [];
         hist.forEach((v, i) => { if (v) sparse.push([i, v]); });
         return {
-          streams, received, expected, lost, digitsSent, hist: sparse, histBin: HIST_BIN, over, max,
+          streams, received, expected, dup, lost, digitsSent, hist: sparse, histBin: HIST_BIN, over, max,
           jitter, perStreamMax,
           cpuMs: (cpu.user + cpu.system) / 1000,
           ownLateMs: own, ownRebases: st.rebases - rebases0,
@@ -331,6 +415,9 @@ async function main() {
   const PROMPT_S = Number(opt('prompt', 30));
   const CPU_PROF = opt('cpu-prof', undefined);
   const KEEP = argv.includes('--keep');
+  const GEN_DETECT = argv.includes('--gen-detect');
+  const PACKET_S = Number(opt('packet-window', WINDOW_S));
+  const PACKET_PROBE = PACKET_S > 0;
   const MAX = STEPS[STEPS.length - 1];
   const AIM = { calls: 400, cpu: 60, p99: 5 };
   const SEQ_PER_KEY = 7;
@@ -353,13 +440,21 @@ async function main() {
   const srv = await startServer();
   console.log(`ctserver pid ${srv.pid}: --ports ${MAX}, TCP base ${srv.basePort}, SIP ${srv.sipPort}, RTP ${srv.rtp}${CPU_PROF ? `, --cpu-prof into ${CPU_PROF}` : ''}`);
   let probeSeq = 0;
-  const snapshot = async () => {
+  /** Ends the server's current window (returns its figures) and starts the next one, with the
+   *  per-packet probe on or off. */
+  const snapshot = async ({ packets = false } = {}) => {
+    fs.writeFileSync(`${probeFile}.ctl`, JSON.stringify({ packets }));
     process.kill(srv.pid, 'SIGUSR2');
     for (let i = 0; i < 200; i++) {
       await L.delay(10);
       try {
         const s = JSON.parse(fs.readFileSync(probeFile, 'utf8'));
-        if (s.seq > probeSeq) { probeSeq = s.seq; return s; }
+        if (s.seq > probeSeq) {
+          probeSeq = s.seq;
+          const b = fs.readFileSync(`${probeFile}.f32`);
+          s.pkt = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+          return s;
+        }
       } catch { /* not yet */ }
     }
     throw new Error('the probe in the server did not answer SIGUSR2');
@@ -444,7 +539,7 @@ async function main() {
     gens.push({ child, ask });
   }
   const share = Math.ceil(MAX / GENS);
-  const inits = await Promise.all(gens.map((g) => g.ask('init', { audioFile: prompt, reserve: share + 4, digitEvery: DIGIT_EVERY })));
+  const inits = await Promise.all(gens.map((g) => g.ask('init', { audioFile: prompt, reserve: share + 4, digitEvery: DIGIT_EVERY, genDetect: GEN_DETECT })));
   inits.forEach((r, i) => { gens[i].pid = r.pid; });
   console.log(`generators: pids ${gens.map((g) => g.pid).join(', ')}, ${share} RTP sockets reserved each`);
 
@@ -501,23 +596,24 @@ async function main() {
 
   // ---- report ---------------------------------------------------------------------------------
   const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
-  console.log(`\nServer (one process, --ports ${MAX}): CPU over the ${WINDOW_S} s window, send lateness against the ideal 20 ms schedule (ms):`);
+  console.log(`\nServer (one process, --ports ${MAX}): CPU over the ${WINDOW_S} s window, RTP send lateness against the ideal 20 ms schedule (ms):`);
   L.table([
-    ['calls', 'CPU % of a core', 'tick start p50', 'p99', 'max', 'last out p50', 'p99', 'max', 'JS done p99', 'rebases', 'event loop p99'],
-    ...rows.map((r) => [String(r.calls), f(r.cpuPct, 1), f(r.send.start.p50), f(r.send.start.p99), f(r.send.start.max), f(r.send.last.p50), f(r.send.last.p99), f(r.send.last.max), f(r.send.js.p99), String(r.rebases), f(r.serverEld.p99)]),
+    ['calls', 'CPU % of a core', 'per packet p50', 'p99', 'max', 'packets', 'CPU with probe', 'tick start p50', 'p99', 'tick last out p50', 'p99', 'max', 'rebases', 'event loop p99', 'others on the machine %'],
+    ...rows.map((r) => [String(r.calls), f(r.cpuPct, 1), f(r.send.packet.p50), f(r.send.packet.p99), f(r.send.packet.max), String(r.send.packets), f(r.send.cpuPctWithProbe, 1), f(r.send.start.p50), f(r.send.start.p99),
+      f(r.send.last.p50), f(r.send.last.p99), f(r.send.last.max), `${r.rebases}${PACKET_PROBE ? `/${r.send.packetRebases}` : ''}`, f(r.serverEld.p99), f(r.machine.others, 0)]),
   ]);
   console.log('\nWhat the callers received (all streams pooled):');
   L.table([
-    ['calls', 'streams', 'caller-side lateness p50', 'p99', 'max', 'jitter (RFC 3550) mean', 'p99', 'max', 'expected', 'received', 'missing', 'jb lost', 'kernel UDP drops'],
+    ['calls', 'streams', 'caller-side lateness p50', 'p99', 'max', 'jitter (RFC 3550) mean', 'p99', 'max', 'expected', 'received', 'missing', 'duplicated', 'jb lost', 'kernel UDP drops'],
     ...rows.map((r) => [String(r.calls), String(r.streams), f(r.recv.p50), f(r.recv.p99), f(r.recv.max), f(r.jitter.mean), f(r.jitter.p99), f(r.jitter.max),
-      String(r.callerRx.expected), String(r.callerRx.received), String(r.callerRx.expected - r.callerRx.received), String(r.callerRx.lost), String(r.udp.InErrors + r.udp.RcvbufErrors + r.udp.SndbufErrors)]),
+      String(r.callerRx.expected), String(r.callerRx.received), String(r.callerRx.missing), String(r.callerRx.dup), String(r.callerRx.lost), String(r.udp.InErrors + r.udp.RcvbufErrors + r.udp.SndbufErrors)]),
   ]);
   console.log('\nWhat the server received, memory, and the load generators:');
   L.table([
-    ['calls', 'server rx pkts', 'server jb lost', 'keys', 'lost - 7/key', 'late', 'server jitter mean', 'RSS KiB', 'RSS/call KiB', 'heap MiB', 'gen CPU %', 'gen send p99', 'gen send max', 'gen loop p99', 'script CPU %', 'keys sent', 'keys heard'],
+    ['calls', 'server rx pkts', 'server jb lost', 'keys', 'lost - 7/key', 'late', 'server jitter mean', 'RSS KiB', 'RSS/call KiB', 'heap MiB', 'gen CPU %', 'gen send p99', 'gen send max', 'gen loop p99', 'script CPU %', 'keys sent', 'keys heard', 'in-band detections'],
     ...rows.map((r) => [String(r.calls), String(r.serverRx.rxPackets), String(r.serverRx.rxLost), String(r.serverRx.rxEvents), String(r.serverRx.lostNet), String(r.serverRx.rxLate), f(r.serverRx.jitterMean), String(r.rss), f(r.rssPerCallKiB, 1), f(r.heapUsedMiB, 1),
       r.gens.map((g) => f(g.cpuPct, 0)).join('+'), r.gens.map((g) => f(g.lateP99, 1)).join('/'), r.gens.map((g) => f(g.lateMax, 1)).join('/'), r.gens.map((g) => f(g.eld.p99, 1)).join('/'),
-      f(r.scriptCpuPct, 1), String(r.digitsSent), String(r.digitsHeard)]),
+      f(r.scriptCpuPct, 1), String(r.digitsSent), String(r.digitsHeard), String(r.digitsHeard - r.serverRx.rxEvents)]),
   ]);
   console.log(`\nThe machine (${require('os').cpus().length} CPUs; % of one core, /proc/stat):`);
   L.table([
@@ -525,26 +621,30 @@ async function main() {
     ...rows.map((r) => [String(r.calls), f(r.machine.busy, 1), f(r.cpuPct, 1), f(r.gens.reduce((a, g) => a + g.cpuPct, 0), 1), f(r.scriptCpuPct, 1), f(r.machine.others, 1), f(r.machine.softirq, 1), f(r.machine.steal, 1), f(r.machine.iowait, 1)]),
   ]);
   console.log(`  idle RSS ${rssIdle} KiB (all ${MAX} CtPorts connected, no call), idle CPU ${f(idleCpuPct, 1)} %`);
-  console.log('  tick start / last out: lateness of the MediaClock tick when it began and when the last datagram of the tick went to the kernel');
+  console.log(`  per packet: when each RTP packet went to the kernel, measured in a second window of ${PACKET_S} s right after (the probe costs CPU: "CPU with probe"); tick start / last out: when the MediaClock tick began, and when its last datagram went out`);
+  console.log('  others on the machine: CPU used by processes other than the server, the generators and this one during the window (they disturb the figures)');
   console.log('  caller-side lateness: arrival - RTP-timestamp schedule, per stream against its earliest packet in the window (includes loopback and the generator\'s loop lag)');
-  console.log('  missing = expected (from sequence numbers) - received, in the window; jb lost = jitter-buffer lost count; kernel UDP drops = InErrors+RcvbufErrors+SndbufErrors (machine-wide)');
+  console.log('  missing = expected (from sequence numbers) - distinct sequence numbers received, in the window; duplicated = the same sequence number received again; jb lost = jitter-buffer lost count; kernel UDP drops = InErrors+RcvbufErrors+SndbufErrors (machine-wide)');
   console.log('  server jb lost: the server\'s jitter-buffer lost count, which includes the 7 sequence numbers of each RFC 4733 key (lost - 7/key: without them, +-7 at the window edges)');
+  console.log('  keys heard: dtmf events at the CtPort script; in-band detections = keys heard - RFC 4733 keys the server received (the callers send speech, so these would be talk-off)');
   console.log('  gen send: lateness of the generators\' own MediaClock ticks (ms); gen loop: their event-loop delay p99 (ms)');
   console.log(`  play replies in the windows: ${JSON.stringify(rows.map((r) => r.replies))}; setup: ${JSON.stringify(setupCounts)}; script: ${JSON.stringify({ rings: script.rings, answered: script.answered, answerErr: script.answerErr, errors: script.errors })}; left after hangup: ${JSON.stringify(left.map((l) => l.left))}`);
   for (const r of rows) {
     const busy = r.gens.filter((g) => g.cpuPct > 85 || g.lateP99 > 5);
-    if (busy.length) console.log(`  ${r.calls} calls: a generator was near its limit (CPU ${r.gens.map((g) => f(g.cpuPct, 0)).join('/')} %, own send p99 ${r.gens.map((g) => f(g.lateP99, 1)).join('/')} ms): caller-side figures include its lag; try --gens ${GENS + 1}`);
+    if (busy.length) console.log(`  ${r.calls} calls: a generator fell behind (CPU ${r.gens.map((g) => f(g.cpuPct, 0)).join('/')} %, own send p99 ${r.gens.map((g) => f(g.lateP99, 1)).join('/')} ms): the caller-side figures include its lag`);
   }
+  const sendP99 = (r) => (PACKET_PROBE ? r.send.packet.p99 : r.send.last.p99);
+  const sendWhat = PACKET_PROBE ? 'per packet' : 'last packet of each tick; --packet-window 0';
   const a = rows.find((r) => r.calls === AIM.calls);
   if (a) {
-    const loss = a.callerRx.expected - a.callerRx.received + a.callerRx.lost + Math.max(0, a.serverRx.lostNet);
-    console.log(`\nAim at ${AIM.calls} calls: CPU < ${AIM.cpu} %: ${f(a.cpuPct, 1)} % ${L.verdict(a.cpuPct < AIM.cpu)}; send p99 <= ${AIM.p99} ms (last out): ${f(a.send.last.p99)} ms ${L.verdict(a.send.last.p99 <= AIM.p99)}; ` +
-      `no loss: ${loss} ${L.verdict(loss === 0)}`);
+    const loss = a.callerRx.missing + a.callerRx.dup + a.callerRx.lost + Math.max(0, a.serverRx.lostNet) + a.udp.InErrors + a.udp.RcvbufErrors;
+    console.log(`\nAim at ${AIM.calls} calls: CPU < ${AIM.cpu} %: ${f(a.cpuPct, 1)} % ${L.verdict(a.cpuPct < AIM.cpu)}; send p99 <= ${AIM.p99} ms (${sendWhat}): ${f(sendP99(a))} ms ${L.verdict(sendP99(a) <= AIM.p99)}; ` +
+      `no loss: ${loss} packets missing, duplicated, lost in a jitter buffer or dropped by the kernel ${L.verdict(loss === 0)}`);
   }
   const s = rows.find((r) => r.calls === 600);
   if (s) {
-    const loss = s.callerRx.expected - s.callerRx.received + s.callerRx.lost + Math.max(0, s.serverRx.lostNet);
-    console.log(`Stretch at 600 calls: CPU ${f(s.cpuPct, 1)} % ${L.verdict(s.cpuPct < AIM.cpu)}; send p99 ${f(s.send.last.p99)} ms ${L.verdict(s.send.last.p99 <= AIM.p99)}; loss ${loss} ${L.verdict(loss === 0)}`);
+    const loss = s.callerRx.missing + s.callerRx.dup + s.callerRx.lost + Math.max(0, s.serverRx.lostNet) + s.udp.InErrors + s.udp.RcvbufErrors;
+    console.log(`Stretch at 600 calls: CPU ${f(s.cpuPct, 1)} % ${L.verdict(s.cpuPct < AIM.cpu)}; send p99 ${f(sendP99(s))} ms ${L.verdict(sendP99(s) <= AIM.p99)}; loss ${loss} ${L.verdict(loss === 0)}`);
   }
   console.log(`\nRESULT media-load ${JSON.stringify({ steps: STEPS, windowS: WINDOW_S, gens: GENS, rssIdle, idleCpuPct, rows })}`);
 
@@ -554,6 +654,7 @@ async function main() {
     await snapshot(); // resets the server's window
     const udp0 = snmp();
     const sys0 = procStat();
+    const sysT0 = Date.now();
     const cpu0 = L.cpuMs(srv.pid);
     const own0 = process.cpuUsage();
     const digits0 = script.digits;
@@ -567,12 +668,25 @@ async function main() {
     }
     const gm = await Promise.all(gens.map((g) => g.ask('measure-stop')));
     const wallMs = Date.now() - w0;
+    const digitsHeard = script.digits - digits0;
+    const replies = Object.fromEntries(Object.entries(script.replies).map(([k, v]) => [k, v - (replies0[k] || 0)]).filter(([, v]) => v));
     const cpuMs = L.cpuMs(srv.pid) - cpu0;
     const own = process.cpuUsage(own0);
-    const snap = await snapshot();
     const udp1 = snmp();
     const sys1 = procStat();
-    const jiff = (k) => ((sys1[k] - sys0[k]) * 1000) / L_CLK / wallMs * 100; // % of one core
+    const sysMs = Date.now() - sysT0;
+    const snap = await snapshot({ packets: PACKET_S > 0 });
+    // Window B: the per-packet probe on (it adds a nextTick per packet, so CPU is taken from A).
+    let snapB = { pkt: new Float32Array(0) };
+    let cpuB = NaN;
+    if (PACKET_S > 0) {
+      const b0 = L.cpuMs(srv.pid);
+      const tb = Date.now();
+      await L.delay(PACKET_S * 1000);
+      cpuB = ((L.cpuMs(srv.pid) - b0) / (Date.now() - tb)) * 100;
+      snapB = await snapshot({ packets: false });
+    }
+    const jiff = (k) => ((sys1[k] - sys0[k]) * 1000) / L_CLK / sysMs * 100; // % of one core
     const rss = median(rssSamples);
 
     // Pool the generators' receive-side lateness histograms.
@@ -593,20 +707,22 @@ async function main() {
     const start = L.summary(snap.start.map((v) => v / 1000));
     const js = L.summary(snap.js.map((v) => v / 1000));
     const last = L.summary(snap.last.filter((v) => Number.isFinite(v)).map((v) => v / 1000));
+    const perPkt = L.summary(snapB.pkt);
     const row = {
       calls: N,
       streams: sum('streams'),
       cpuPct: (cpuMs / wallMs) * 100,
       ticks: snap.start.length,
       rebases: snap.rebases,
-      send: { start: pick(start), js: pick(js), last: pick(last) },
+      send: { packet: pick(perPkt), packets: perPkt.n, cpuPctWithProbe: cpuB, packetRebases: snapB.rebases, start: pick(start), js: pick(js), last: pick(last) },
       serverEld: snap.eld,
       recv: { p50: histPct(50), p99: histPct(99), max: Math.max(...gm.map((r) => r.max)) },
       jitter: { mean: jit.mean, p99: jit.p99, max: jit.max },
       // The server's jitter buffer counts the sequence numbers that the callers' RFC 4733 packets
       // used (5 frames + 2 repeated end packets = 7 per 100 ms key) as lost audio; take them off.
       serverRx: { ...snap.rx, lostNet: snap.rx.rxLost - SEQ_PER_KEY * snap.rx.rxEvents, jitterMean: snap.rx.streams ? snap.rx.jitterSum / snap.rx.streams : NaN },
-      callerRx: { received: sum('received'), expected: sum('expected'), lost: sum('lost') },
+      // missing = expected - distinct sequence numbers received; dup = received twice or more
+      callerRx: { received: sum('received'), expected: sum('expected'), dup: sum('dup'), missing: sum('expected') - (sum('received') - sum('dup')), lost: sum('lost') },
       udp: { InErrors: udp1.InErrors - udp0.InErrors, RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors, SndbufErrors: udp1.SndbufErrors - udp0.SndbufErrors },
       rss, rssPerCallKiB: (rss - rssIdle) / N, heapUsedMiB: snap.mem.heapUsed / 1048576, externalMiB: snap.mem.external / 1048576,
       gens: gm.map((r, i) => ({ cpuPct: (r.cpuMs / wallMs) * 100, lateP50: genLate[i].p50, lateP99: genLate[i].p99, lateMax: genLate[i].max, rebases: r.ownRebases, eld: r.eld })),
@@ -616,8 +732,8 @@ async function main() {
       // beyond the server, the generators and this process (other processes, kernel threads).
       machine: { busy: jiff('busy'), softirq: jiff('softirq'), steal: jiff('steal'), iowait: jiff('iowait') },
       digitsSent: sum('digitsSent'),
-      digitsHeard: script.digits - digits0,
-      replies: Object.fromEntries(Object.entries(script.replies).map(([k, v]) => [k, v - (replies0[k] || 0)]).filter(([, v]) => v)),
+      digitsHeard,
+      replies,
       wallMs,
     };
     row.machine.others = row.machine.busy - row.cpuPct - row.gens.reduce((a, g) => a + g.cpuPct, 0) - row.scriptCpuPct;
@@ -626,9 +742,9 @@ async function main() {
 
   function printRow(row) {
     const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
-    const last = row.send.last;
-    console.log(`  server CPU ${f(row.cpuPct, 1)} %, send lateness (ms) last-out p50 ${f(last.p50)} p99 ${f(last.p99)} max ${f(last.max)}, ` +
-      `caller-side p99 ${f(row.recv.p99)}, loss ${row.callerRx.expected - row.callerRx.received} (jb lost ${row.callerRx.lost}, server jb lost ${row.serverRx.rxLost} - 7 x ${row.serverRx.rxEvents} keys = ${row.serverRx.lostNet}), ` +
+    const pk = row.send.packet;
+    console.log(`  server CPU ${f(row.cpuPct, 1)} %, send lateness (ms) per packet p50 ${f(pk.p50)} p99 ${f(pk.p99)} max ${f(pk.max)}, ` +
+      `caller-side p99 ${f(row.recv.p99)}, missing ${row.callerRx.missing}, duplicated ${row.callerRx.dup} (jb lost ${row.callerRx.lost}, server jb lost ${row.serverRx.rxLost} - 7 x ${row.serverRx.rxEvents} keys = ${row.serverRx.lostNet}), ` +
       `RSS ${row.rss} KiB (${f(row.rssPerCallKiB, 1)} KiB/call); generators CPU ${row.gens.map((g) => f(g.cpuPct, 0)).join(' + ')} %; machine busy ${f(row.machine.busy, 0)} % (others ${f(row.machine.others, 1)}, steal ${f(row.machine.steal, 1)})`);
   }
 
@@ -691,7 +807,11 @@ async function main() {
       const sipPort = await L.freeUdpPort();
       const span = 4 * MAX + 100;
       const rtpLo = 2 * Math.floor((20000 + Math.random() * (60000 - 20000 - span)) / 2);
-      const env = { CTPORT_MEDIA_PROBE: probeFile, NODE_OPTIONS: `${process.env.NODE_OPTIONS || ''} --require ${path.join(__dirname, 'media-load.js')}${CPU_PROF ? ` --cpu-prof --cpu-prof-dir=${path.resolve(CPU_PROF)}` : ''}`.trim() };
+      const env = { CTPORT_MEDIA_PROBE: probeFile, NODE_OPTIONS: `${process.env.NODE_OPTIONS || ''} --require ${path.join(__dirname, 'media-load.js')}`.trim() };
+      if (CPU_PROF) {
+        fs.mkdirSync(CPU_PROF, { recursive: true });
+        env.CTPORT_MEDIA_PROBE_PROFILE = path.resolve(CPU_PROF);
+      }
       const sup = new Supervisor({
         binary: L.CTSERVER,
         args: ['--ports', String(MAX), '--base-port', String(basePort), '--manager-port', String(basePort), '--sip-port', String(sipPort),

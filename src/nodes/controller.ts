@@ -62,6 +62,8 @@ export class CtServerController extends EventEmitter {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private _state: ControllerState = 'idle';
+  /** Bumped by close(): a connect() under way sees it changed and stops before starting more. */
+  private gen = 0;
   private _error = '';
   private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void;
 
@@ -117,9 +119,13 @@ export class CtServerController extends EventEmitter {
     if (this.users.size === 0) await this.close();
   }
 
-  /** Wait until connected (or failed). */
-  async ready(): Promise<void> {
-    if (this.starting) await this.starting;
+  /** Wait (at most waitMs) until connected; throws a clear error otherwise. */
+  async ready(waitMs = 5000): Promise<void> {
+    if (this._state === 'connecting' && this.starting) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.starting, new Promise<void>((r) => (t = setTimeout(r, waitMs)))]);
+      if (t) clearTimeout(t);
+    }
     if (this._state !== 'connected') throw new NotConnectedError(`ct-server (${this._state}${this._error ? `: ${this._error}` : ''})`);
   }
 
@@ -135,18 +141,20 @@ export class CtServerController extends EventEmitter {
   }
 
   private async connect(): Promise<void> {
+    const gen = this.gen;
     this.setState('connecting');
     const c = this.cfg;
     if (c.mode !== 'none') {
       const fs = await import('node:fs');
       await fs.promises.mkdir(c.recordDir, { recursive: true });
+      if (gen !== this.gen) return; // closed meanwhile: start nothing
       const sup = new Supervisor({ binary: c.mode === 'binary' ? c.binary : undefined, args: this.supervisorArgs(), startTimeoutMs: 15000 });
       sup.on('stderr', (l: string) => this.log('warn', `ctserver: ${l}`));
       sup.on('crashed', (e: Error) => this.setState('error', e.message));
       sup.on('restarting', () => this.setState('connecting'));
       this.supervisor = sup;
       await sup.start();
-      if (this.users.size === 0 || this.stopping) return;
+      if (gen !== this.gen) return;
     }
     const portOpts: CtPortOptions = {
       host: c.host,
@@ -156,7 +164,8 @@ export class CtServerController extends EventEmitter {
       ignoreDtmf: c.ignoreDtmf,
       recordDir: c.recordDir,
       reconnectDelayMs: c.reconnectDelay,
-      connectTimeoutMs: 15000,
+      // A ctserver we do not start may come up later: keep trying (with backoff) until it does.
+      connectTimeoutMs: c.mode === 'none' ? 0 : 15000,
     };
     const connects: Promise<void>[] = [];
     for (let n = 1; n <= c.ports; n++) {
@@ -165,15 +174,21 @@ export class CtServerController extends EventEmitter {
       this.wire(n, ct);
       connects.push(ct.connect());
     }
-    this.manager = new CtManager({ host: c.host, managerPort: c.managerPort, reconnectDelayMs: c.reconnectDelay, connectTimeoutMs: 15000 });
+    this.manager = new CtManager({ host: c.host, managerPort: c.managerPort, reconnectDelayMs: c.reconnectDelay, connectTimeoutMs: c.mode === 'none' ? 0 : 15000 });
     this.manager.on('socket_error', () => undefined);
     connects.push(this.manager.connect());
     await Promise.all(connects);
+    if (gen !== this.gen) return;
     this.setState('connected');
+    this._error = '';
   }
 
   private wire(n: number, ct: CtPort): void {
-    ct.on('socket_error', (e: Error) => this.log('warn', e.message));
+    ct.on('socket_error', (e: Error & { code?: string }) => {
+      this.log('warn', e.message);
+      // Not up yet (mode none: the ctserver may start later): say so, and keep trying.
+      if (this._state === 'connecting' && e.code !== 'EPORTBUSY') this.setState('error', `could not connect to ${this.cfg.host}:${ct.tcpPort} (${e.code ?? 'error'}); retrying`);
+    });
     ct.on('protocol_error', (e: Error) => this.log('warn', e.message));
     ct.on('disconnected', () => {
       if (this._state === 'connected') this.setState('disconnected');
@@ -262,6 +277,7 @@ export class CtServerController extends EventEmitter {
   }
 
   private async doClose(): Promise<void> {
+    this.gen++;
     const clients = [...this.clients.values()];
     this.clients.clear();
     const mgr = this.manager;
@@ -278,6 +294,8 @@ export class CtServerController extends EventEmitter {
       await sup.stop();
       sup.removeAllListeners();
     }
+    // A connect() that was under way has now failed or returned; nothing more can start.
+    if (this.starting) await this.starting.catch(() => undefined);
     this.setState('idle');
   }
 }

@@ -295,11 +295,21 @@ export = function register(RED: NodeAPI): void {
         const p = ok(await ct.play(prompt), 'collect prompt');
         if (ended(p)) return 'hangup';
       }
-      const r = ok(await ct.collect(max + (terms ? 1 : 0), timeout, inter), 'collect');
-      if (ended(r)) return 'hangup';
-      let digits = r.digits;
-      const cut = [...digits].findIndex((d) => terms.includes(d));
-      if (cut !== -1) digits = digits.slice(0, cut);
+      // One key at a time, so that a terminator ends the entry at once: the first key may take
+      // `timeout` seconds, each later one `interDigit` seconds (or `timeout` when that is 0).
+      let digits = '';
+      let hungUp = false;
+      while (digits.length < max) {
+        const r = ok(await ct.collect(1, digits.length === 0 ? timeout : inter > 0 ? inter : timeout), 'collect');
+        if (ended(r)) {
+          hungUp = true;
+          break;
+        }
+        if (r.digits === '') break; // timed out
+        if (terms.includes(r.digits)) break;
+        digits += r.digits;
+      }
+      if (hungUp) return 'hangup';
       if (digits.length >= min && digits.length <= max) {
         msg.payload = digits;
         msg.timeout = false;
