@@ -203,6 +203,7 @@ describe('examples: every flow in examples/ runs end to end', function () {
   });
   after(function (done) {
     helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
     helper.stopServer(done);
   });
   afterEach(async function () {
@@ -245,8 +246,11 @@ describe('examples: every flow in examples/ runs end to end', function () {
         (n.z === undefined).should.be.true(`${f}: ${n.id} has z (examples import into the current tab)`);
       }
     }
-    // One config node shared by all the examples: importing several reuses it.
+    // One config node shared by all the examples (same id, same properties): importing several
+    // of them reuses it instead of adding ctservers that all want SIP port 5060.
     serverIds.size.should.equal(1);
+    const configs = exampleFiles.map((f) => readExample(f).find((n) => n.type === 'ct-server'));
+    for (const c of configs) c.should.eql(configs[0]);
     [...used].sort().should.eql(['ct bridge', 'ct collect', 'ct command', 'ct dial', 'ct dtmf', 'ct event', 'ct hangup', 'ct hook', 'ct play', 'ct record', 'ct ring', 'ct tone']);
   });
 
@@ -367,6 +371,7 @@ describe('examples: every flow in examples/ runs end to end', function () {
     });
     after(async function () {
       if (broker) await broker.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     });
 
     async function voicemail(from, finish) {

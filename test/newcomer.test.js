@@ -163,6 +163,7 @@ describe('newcomer: npm start (scripts/start.js) runs Node-RED with the demo IVR
   let out = '';
   let ports;
   let userDir;
+  const userDirs = [];
 
   after(async function () {
     // Only when a test failed half-way: stop what this test started.
@@ -172,12 +173,14 @@ describe('newcomer: npm start (scripts/start.js) runs Node-RED with the demo IVR
       while (child.exitCode === null && child.signalCode === null && Date.now() - t0 < 20000) await delay(100);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
+    for (const d of userDirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
   /** Start start.js on free ports; resolves at its ready line. Retries when a port was taken meanwhile. */
   async function start() {
     for (let attempt = 0; attempt < 3; attempt++) {
       userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctport-start-'));
+      userDirs.push(userDir);
       const base = 20000 + Math.floor(Math.random() * 25000);
       const rtpLo = 46000 + 2 * Math.floor(Math.random() * 4000);
       ports = { editor: await freePort(), sip: await freeUdpPort(), base, manager: base, rtp: `${rtpLo}-${rtpLo + 100}` };

@@ -102,7 +102,7 @@ describe('redeploy: stopping and redeploying flows with a bundled ct-server', fu
   afterEach(async function () {
     if (this.currentTest.ctx.track) this.currentTest.ctx.track.stop();
     this.currentTest.ctx.track = undefined;
-    // A controller whose ctserver leaked (see the BUG tests): its own close() stops the child it spawned.
+    // A controller whose ctserver leaked (the race these tests guard against): its own close() stops the child it spawned.
     if (this.currentTest.ctx.leak) await this.currentTest.ctx.leak.close();
     this.currentTest.ctx.leak = undefined;
     await callers.stopAll();
@@ -174,7 +174,7 @@ describe('redeploy: stopping and redeploying flows with a bundled ct-server', fu
     }
   });
 
-  it('BUG: unload right after load (the ctserver still starting): no ctserver is left running, no port or handle held', async function () {
+  it('unload right after load (the ctserver still starting): no ctserver is left running, no port or handle held', async function () {
     await delay(300);
     const before = resourceCounts();
     const track = tracker();
@@ -207,7 +207,7 @@ describe('redeploy: stopping and redeploying flows with a bundled ct-server', fu
     }
   });
 
-  it('BUG (controller, deterministic): deregister right after register leaves no ctserver running', async function () {
+  it('controller (deterministic): deregister right after register leaves no ctserver running, and the next user gets one', async function () {
     const { CtServerController, configFromNode } = require('../dist/nodes/controller');
     const p = { ports: 2, ...(await E.allocatePorts(2)) };
     const ctl = new CtServerController('x', configFromNode({ ...E.serverNode('x', p), recordDir: dir }, dir));

@@ -159,7 +159,8 @@ export class CtServerController extends EventEmitter {
     const portOpts: CtPortOptions = {
       host: c.host,
       basePort: c.basePort,
-      paths: [...c.audioDirs, ...c.paths],
+      // Prompts, then the recordings folder (so a flow can play back what it recorded).
+      paths: [...c.audioDirs, ...c.paths, c.recordDir],
       defaultExt: c.defaultExt,
       ignoreDtmf: c.ignoreDtmf,
       recordDir: c.recordDir,
