@@ -117,6 +117,8 @@ const haveEditor = fs.existsSync(path.join(ROOT, 'nodes', 'ctport.html'));
         '--disable-background-networking',
         '--disable-component-update',
         '--no-first-run',
+        '--disable-breakpad',
+        '--disable-crash-reporter',
         '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
       ],
     });
