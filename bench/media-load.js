@@ -4,8 +4,9 @@
 //   node bench/media-load.js [--calls 100,200,400,600] [--window 10] [--settle 3] [--rate 100]
 //                            [--gens 2] [--digit-every 10] [--prompt 30] [--packet-window 10]
 //                            [--quiet 15] [--quiet-wait 120] [--tries 4] [--gen-detect] [--cpu-prof DIR] [--keep]
+//                            [--no-pin]
 // The server under test is bin/ctserver (--ports = the largest call count, --quiet) in its own
-// process, so its CPU (utime+stime from /proc/<pid>/stat over the window, as % of one core) and
+// process, alone on CPU 0 with the generators on the other CPUs (taskset; --no-pin to share), so its CPU (utime+stime from /proc/<pid>/stat over the window, as % of one core) and
 // RSS (/proc/<pid>/status) are its own. A CtPort script in this process answers every port
 // (ring 1 -> offHook()) and loops play of a speech prompt (espeak-ng + sox, --prompt seconds, in
 // a temp --audio-dir); a key barges in, the script clears the digits and plays again.
@@ -74,8 +75,23 @@ function probe() {
   const clocks = new Set();
   const eld = monitorEventLoopDelay({ resolution: 5 });
   eld.enable();
+  // Garbage-collection pauses in the window (count, total and longest, ms), by kind.
+  const { PerformanceObserver, constants: pc } = require('perf_hooks');
+  const GC_KIND = { [pc.NODE_PERFORMANCE_GC_MINOR]: 'minor', [pc.NODE_PERFORMANCE_GC_MAJOR]: 'major', [pc.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [pc.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
+  let gc = {};
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const k = GC_KIND[e.detail ? e.detail.kind : e.kind] || 'other';
+      const g = gc[k] || (gc[k] = { n: 0, ms: 0, max: 0 });
+      g.n++;
+      g.ms += e.duration;
+      g.max = Math.max(g.max, e.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
   let seq = 0;
   let prevRebases = 0;
+  let stalls = [];
+  let lastWake;
   const lastStats = new WeakMap();
 
   const origAdd = MediaClock.prototype.add;
@@ -92,7 +108,7 @@ function probe() {
   const pkt = { late: new Float32Array(PCAP), ideal: new Float64Array(4096), w: 0, r: 0, n: 0, from: 0 };
   let hrToPerf = 0; // hrtime (ms) - performance.now(), taken again at every tick
   let curClock;
-  let curFrames = -1n;
+  let curFrames = -1n; // the slot tick (its ideal time) whose packets are being sent
   let curIdealMs = 0;
   const recPkt = () => {
     pkt.late[pkt.n++ & (PCAP - 1)] = performance.now() - pkt.ideal[pkt.r++ & 4095];
@@ -104,9 +120,9 @@ function probe() {
       origSend.call(this);
       const c = curClock;
       if (!packetsOn || !c || !this.remote) return;
-      if (c.frames !== curFrames) {
-        curFrames = c.frames;
-        curIdealMs = Number(c.start + c.frames * FRAME_NS) / 1e6 - hrToPerf;
+      if (c.ideal !== curFrames) {
+        curFrames = c.ideal;
+        curIdealMs = Number(c.ideal) / 1e6 - hrToPerf;
       }
       pkt.ideal[pkt.w++ & 4095] = curIdealMs;
       process.nextTick(recPkt);
@@ -114,19 +130,27 @@ function probe() {
   }
   const origTick = MediaClock.prototype.tick;
   MediaClock.prototype.tick = function tick() {
+    // Stalls: a gap of more than 15 ms between two wake-ups, with how much CPU this process used
+    // in it (little = the process was not running: the kernel ran something else).
+    const nowMs = performance.now();
+    const cpuNow = process.cpuUsage();
+    if (lastWake && nowMs - lastWake.t > 15 && stalls.length < 200) {
+      stalls.push([Math.round(nowMs - lastWake.t), Math.round((cpuNow.user + cpuNow.system - lastWake.cpu) / 1000)]);
+    }
+    lastWake = { t: nowMs, cpu: cpuNow.user + cpuNow.system };
     curClock = this;
     curFrames = -1n;
     hrToPerf = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-    const t0 = process.hrtime.bigint();
     const before = this.stats.latenessCount;
     origTick.call(this);
     const t1 = process.hrtime.bigint();
-    const k = this.stats.latenessCount - before; // frames sent in this tick
+    const k = this.stats.latenessCount - before; // slot ticks that ran clients
     if (k === 0) return; // the timer fired early (ms timers): nothing was due, nothing sent
-    // Ideal time of the first frame sent in this tick (after a re-base too): the worst packet.
-    const ideal = this.start + (this.frames - BigInt(k) + 1n) * FRAME_NS;
+    // The first slot tick of this wake-up is the latest one against its ideal time.
+    const firstLateUs = this.stats.lateness[before % this.stats.lateness.length];
+    const ideal = this.ideal - BigInt(k - 1) * (FRAME_NS / BigInt(this.slots)); // ideal time of that first slot
     const i = ring.n++ % CAP;
-    ring.start[i] = Number(t0 - ideal) / 1000;
+    ring.start[i] = firstLateUs;
     ring.js[i] = Number(t1 - ideal) / 1000;
     ring.last[i] = NaN;
     process.nextTick(() => { ring.last[i] = Number(process.hrtime.bigint() - ideal) / 1000; });
@@ -179,10 +203,12 @@ function probe() {
     const snap = {
       seq: ++seq, at: Date.now(), ticks, rebases: rebases - prevRebases, packets: np,
       start: take(ring.start), js: take(ring.js), last: take(ring.last),
-      eld: eldStats(eld),
+      eld: eldStats(eld), gc, stalls,
       rx, mem: process.memoryUsage(),
     };
     prevRebases = rebases;
+    gc = {};
+    stalls = [];
     ring.from = ring.n;
     rotateProfile(`ctserver-${process.pid}-window-${seq}`);
     try {
@@ -425,6 +451,7 @@ async function main() {
   const QUIET_PCT = Number(opt('quiet', 15)); // % of a core others may use during a window
   const QUIET_WAIT_S = Number(opt('quiet-wait', 120));
   const TRIES = Number(opt('tries', 4));
+  const PIN = !argv.includes('--no-pin');
 
   L.header(`media load: ${STEPS.join(', ')} calls with speech both ways on one ctserver process, ${WINDOW_S} s windows, ${GENS} generator process(es)`);
   const dir = L.tmpDir('bench-media-load-');
@@ -546,6 +573,21 @@ async function main() {
   const inits = await Promise.all(gens.map((g) => g.ask('init', { audioFile: prompt, reserve: share + 4, digitEvery: DIGIT_EVERY, genDetect: GEN_DETECT })));
   inits.forEach((r, i) => { gens[i].pid = r.pid; });
   console.log(`generators: pids ${gens.map((g) => g.pid).join(', ')}, ${share} RTP sockets reserved each`);
+  // "One core": the server (all its threads) alone on CPU 0, the load on the other CPUs, so that
+  // the server's figures are not the scheduler sharing its core with the load generators.
+  let pinned = 'no (--no-pin, or one CPU, or taskset missing)';
+  const cpus = require('os').cpus().length;
+  if (PIN && cpus >= 2) {
+    try {
+      const rest = `1-${cpus - 1}`;
+      execFileSync('taskset', ['-a', '-p', '-c', '0', String(srv.pid)], { stdio: 'ignore' });
+      for (const pid of [...gens.map((g) => g.pid), process.pid]) execFileSync('taskset', ['-a', '-p', '-c', rest, String(pid)], { stdio: 'ignore' });
+      pinned = `server on CPU 0, generators and this script on CPU ${rest}`;
+    } catch (e) {
+      pinned = `no (taskset failed: ${e.message.split('\n')[0]})`;
+    }
+  }
+  console.log(`pinned: ${pinned}`);
 
   // ---- steps ----------------------------------------------------------------------------------
   const rows = [];
@@ -673,7 +715,7 @@ async function main() {
     const loss = lossOf(s);
     console.log(`Stretch at 600 calls: CPU ${f(s.cpuPct, 1)} % ${L.verdict(s.cpuPct < AIM.cpu)}; send p99 ${f(sendP99(s))} ms ${L.verdict(sendP99(s) <= AIM.p99)}; loss ${loss} ${L.verdict(loss === 0)}`);
   }
-  console.log(`\nRESULT media-load ${JSON.stringify({ steps: STEPS, windowS: WINDOW_S, gens: GENS, rssIdle, idleCpuPct, rows, unansweredPlaysAfterHangup: unanswered, portStatesAfterHangup: states })}`);
+  console.log(`\nRESULT media-load ${JSON.stringify({ steps: STEPS, windowS: WINDOW_S, gens: GENS, pinned, rssIdle, idleCpuPct, rows, unansweredPlaysAfterHangup: unanswered, portStatesAfterHangup: states })}`);
 
 
   /** One measurement window at N calls. */
@@ -743,6 +785,7 @@ async function main() {
       rebases: snap.rebases,
       send: { packet: pick(perPkt), packets: perPkt.n, cpuPctWithProbe: cpuB, packetRebases: snapB.rebases, start: pick(start), js: pick(js), last: pick(last) },
       serverEld: snap.eld,
+      serverGc: snap.gc, serverGcB: snapB.gc, stalls: snap.stalls, stallsB: snapB.stalls,
       recv: { p50: histPct(50), p99: histPct(99), max: Math.max(...gm.map((r) => r.max)) },
       jitter: { mean: jit.mean, p99: jit.p99, max: jit.max },
       // The server's jitter buffer counts the sequence numbers that the callers' RFC 4733 packets
@@ -773,7 +816,7 @@ async function main() {
     const pk = row.send.packet;
     console.log(`  server CPU ${f(row.cpuPct, 1)} %, send lateness (ms) per packet p50 ${f(pk.p50)} p99 ${f(pk.p99)} max ${f(pk.max)}, ` +
       `caller-side p99 ${f(row.recv.p99)}, missing ${row.callerRx.missing}, duplicated ${row.callerRx.dup} (jb lost ${row.callerRx.lost}, server jb lost ${row.serverRx.rxLost} - 7 x ${row.serverRx.rxEvents} keys = ${row.serverRx.lostNet}), ` +
-      `RSS ${row.rss} KiB (${f(row.rssPerCallKiB, 1)} KiB/call); generators CPU ${row.gens.map((g) => f(g.cpuPct, 0)).join(' + ')} %; machine busy ${f(row.machine.busy, 0)} % (others ${f(row.machine.others, 1)}, steal ${f(row.machine.steal, 1)})`);
+      `RSS ${row.rss} KiB (${f(row.rssPerCallKiB, 1)} KiB/call); generators CPU ${row.gens.map((g) => f(g.cpuPct, 0)).join(' + ')} %; server GC ${gcText(row.serverGc)}; machine busy ${f(row.machine.busy, 0)} % (others ${f(row.machine.others, 1)}, steal ${f(row.machine.steal, 1)})`);
   }
 
   /** Wait (up to QUIET_WAIT_S) until processes other than ours use at most QUIET_PCT % of a core. */
@@ -792,6 +835,10 @@ async function main() {
         return (Date.now() - t0) / 1000;
       }
     }
+  }
+
+  function gcText(g) {
+    return Object.entries(g || {}).map(([k, v]) => `${k} ${v.n}x max ${v.max.toFixed(1)} ms`).join(', ') || 'none';
   }
 
   function pick(s) { return { p50: s.p50, p99: s.p99, max: s.max }; }

@@ -77,6 +77,7 @@ export class PortMedia implements ClockClient {
       if (key === '!') this.opts.onFlash();
       else this.digit(key, true);
     };
+    this.stream.afterReceive = this.clock.poll;
     this.clock.add(this);
   }
 

@@ -47,6 +47,7 @@ export class PeerMedia implements ClockClient {
     this.stream.onEvent = (k) => {
       if (k !== '!') this.digits += k;
     };
+    this.stream.afterReceive = this.clock.poll;
     this.clock.add(this);
   }
 

@@ -69,6 +69,7 @@ export class RtpStream {
   // Rings of send buffers: a datagram that the kernel queues keeps a reference to its buffer,
   // so the next packet never writes into the one just handed to send().
   private readonly txBufs = [Buffer.alloc(HEADER + FRAME_SAMPLES), Buffer.alloc(HEADER + FRAME_SAMPLES), Buffer.alloc(HEADER + FRAME_SAMPLES)];
+  private readonly txPayloads = this.txBufs.map((b) => b.subarray(HEADER));
   private readonly evBufs = [Buffer.alloc(HEADER + 4), Buffer.alloc(HEADER + 4), Buffer.alloc(HEADER + 4), Buffer.alloc(HEADER + 4)];
   private txIdx = 0;
   private evIdx = 0;
@@ -108,7 +109,18 @@ export class RtpStream {
     this.socket.on('message', this.onMessage);
   }
 
+  /**
+   * Called after every received datagram: the media clock's poll(), so that a busy event loop
+   * (hundreds of sockets' packets handled in one go) does not hold back frames that fall due.
+   */
+  afterReceive: (() => void) | undefined;
+
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    this.receive(msg, rinfo);
+    if (this.afterReceive !== undefined) this.afterReceive();
+  };
+
+  private receive(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed || msg.length < HEADER || msg[0] >> 6 !== 2) return;
     const cc = msg[0] & 0x0f;
     let off = HEADER + cc * 4;
@@ -144,7 +156,7 @@ export class RtpStream {
     if (pt !== this.payloadType) this.rxPt = pt;
     this.stats.rxPackets++;
     // RFC 3550 A.8 interarrival jitter, in timestamp units.
-    const arrival = Number(process.hrtime.bigint() / 125000n); // 8 kHz units
+    const arrival = performance.now() * 8; // 8 kHz units
     const transit = arrival - ts;
     if (!Number.isNaN(this.transit)) {
       let d = transit - this.transit;
@@ -153,7 +165,7 @@ export class RtpStream {
     }
     this.transit = transit;
     this.jitter.push(seq, msg, off, end - off);
-  };
+  }
 
   /** Payload type of received audio, when it differs from ours (a peer may send PCMA to our PCMU). */
   private rxPt: number | undefined;
@@ -231,13 +243,13 @@ export class RtpStream {
       return;
     }
     const buf = this.txBufs[this.txIdx];
+    const payload = this.txPayloads[this.txIdx];
     this.txIdx = (this.txIdx + 1) % this.txBufs.length;
     buf[1] = (this.payloadType & 0x7f) | (this.marker ? 0x80 : 0);
     this.marker = false;
     buf.writeUInt16BE(this.seq, 2);
     this.seq = (this.seq + 1) & 0xffff;
     buf.writeUInt32BE(ts, 4);
-    const payload = buf.subarray(HEADER);
     if (this.payloadType === PT_PCMA) encodeAlaw(this.txFrame, payload, FRAME_SAMPLES);
     else encodeUlaw(this.txFrame, payload, FRAME_SAMPLES);
     this.socket.send(buf, this.remote.port, this.remote.address);
