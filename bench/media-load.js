@@ -99,45 +99,59 @@ function probe() {
     clocks.add(this);
     return origAdd.call(this, c);
   };
-  // Per packet: RtpStream.send() hands the datagram to dgram, whose send to an address resolves
-  // it through dns.lookup and does the sendto in a process.nextTick; a nextTick queued right after
-  // send() runs right after that one, i.e. once this packet has gone to the kernel. Its ideal
-  // time is that of the clock frame being sent (performance.now() timebase).
+  // Per packet: when each RTP datagram reaches the native UDP handle (the sendto), against the
+  // ideal time of the clock slot whose frame it carries (performance.now() timebase). The socket's
+  // send() queues that ideal time, the handle's send() (called by dgram once the address is
+  // resolved, at once or later) takes it: right for sync and async sends, and for the three
+  // end packets of an RFC 4733 event.
   const { RtpStream } = require(path.join(__dirname, '..', 'dist', 'server', 'media', 'rtp.js'));
   const PCAP = 1 << 20;
-  const pkt = { late: new Float32Array(PCAP), ideal: new Float64Array(4096), w: 0, r: 0, n: 0, from: 0 };
+  const pkt = { late: new Float32Array(PCAP), n: 0, from: 0 };
   let hrToPerf = 0; // hrtime (ms) - performance.now(), taken again at every tick
   let curClock;
   let curFrames = -1n; // the slot tick (its ideal time) whose packets are being sent
   let curIdealMs = 0;
-  const recPkt = () => {
-    pkt.late[pkt.n++ & (PCAP - 1)] = performance.now() - pkt.ideal[pkt.r++ & 4095];
-  };
   let packetsOn = false; // switched per window through the control file (it costs CPU)
+  const wrapped = new WeakSet();
+  const wrapSocket = (sock) => {
+    wrapped.add(sock);
+    const sym = Object.getOwnPropertySymbols(sock).find((x) => x.description === 'state symbol');
+    const handle = sym && sock[sym] && sock[sym].handle;
+    if (!handle) return;
+    const ideals = [];
+    const sockSend = sock.send;
+    sock.send = function send(...a) {
+      ideals.push(curIdealMs);
+      return sockSend.apply(this, a);
+    };
+    const handleSend = handle.send;
+    handle.send = function send(...a) {
+      const r = handleSend.apply(this, a);
+      const ideal = ideals.shift();
+      if (packetsOn && ideal !== undefined) pkt.late[pkt.n++ & (PCAP - 1)] = performance.now() - ideal;
+      return r;
+    };
+  };
   {
     const origSend = RtpStream.prototype.send;
     RtpStream.prototype.send = function send() {
-      origSend.call(this);
       const c = curClock;
-      if (!packetsOn || !c || !this.remote) return;
-      if (c.ideal !== curFrames) {
-        curFrames = c.ideal;
-        curIdealMs = Number(c.ideal) / 1e6 - hrToPerf;
+      if (c && this.remote) {
+        if (c.ideal !== curFrames) {
+          curFrames = c.ideal;
+          curIdealMs = Number(c.ideal) / 1e6 - hrToPerf;
+        }
+        if (packetsOn && !wrapped.has(this.socket)) wrapSocket(this.socket);
       }
-      pkt.ideal[pkt.w++ & 4095] = curIdealMs;
-      process.nextTick(recPkt);
+      origSend.call(this);
     };
   }
   const origTick = MediaClock.prototype.tick;
   MediaClock.prototype.tick = function tick() {
-    // Stalls: a gap of more than 15 ms between two wake-ups, with how much CPU this process used
-    // in it (little = the process was not running: the kernel ran something else).
+    // Stalls: a gap of more than 15 ms between two wake-ups of the clock.
     const nowMs = performance.now();
-    const cpuNow = process.cpuUsage();
-    if (lastWake && nowMs - lastWake.t > 15 && stalls.length < 200) {
-      stalls.push([Math.round(nowMs - lastWake.t), Math.round((cpuNow.user + cpuNow.system - lastWake.cpu) / 1000)]);
-    }
-    lastWake = { t: nowMs, cpu: cpuNow.user + cpuNow.system };
+    if (lastWake !== undefined && nowMs - lastWake > 15 && stalls.length < 200) stalls.push(Math.round(nowMs - lastWake));
+    lastWake = nowMs;
     curClock = this;
     curFrames = -1n;
     hrToPerf = Number(process.hrtime.bigint()) / 1e6 - performance.now();

@@ -3,6 +3,7 @@
  * and held for the life of the call, so the port advertised in SDP is really ours.
  */
 import dgram from 'node:dgram';
+import { createRtpSocket } from './media/udp';
 
 export interface RtpReservation {
   port: number;
@@ -35,7 +36,7 @@ export class RtpPortPool {
       this.next += 2;
       if (this.next > this.hi) this.next = this.lo % 2 === 0 ? this.lo : this.lo + 1;
       if (this.inUse.has(port)) continue;
-      const socket = dgram.createSocket('udp4');
+      const socket = createRtpSocket();
       const ok = await new Promise<boolean>((resolve) => {
         socket.once('error', () => resolve(false));
         socket.bind(port, this.host, () => resolve(true));

@@ -29,6 +29,7 @@ import {
 } from './sip';
 import { TimerSet } from './sip/util';
 import dgram from 'node:dgram';
+import { createRtpSocket } from './media/udp';
 import { MediaClock } from './media/clock';
 import { PeerMedia } from './media/rtp-peer';
 
@@ -275,7 +276,7 @@ export class SipCaller extends EventEmitter {
   async reserveMedia(n: number): Promise<void> {
     this.spareTarget = Math.max(this.spareTarget, n);
     while (this.spare.length < n && !this.stopped) {
-      const s = dgram.createSocket('udp4');
+      const s = createRtpSocket();
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.bind(0, this.host, () => resolve());
