@@ -44,7 +44,7 @@ export interface ClockStats {
 export class MediaClock {
   /** Clients of each slot. */
   private readonly slotClients: Set<ClockClient>[];
-  private readonly slotOf = new Map<ClockClient, number>();
+  private readonly slotIndex = new Map<ClockClient, number>();
   private timer: NodeJS.Timeout | undefined;
   /** performance.now() at which the next slot with clients falls due (Infinity when stopped). */
   private nextDueMs = Infinity;
@@ -73,7 +73,7 @@ export class MediaClock {
   }
 
   get size(): number {
-    return this.slotOf.size;
+    return this.slotIndex.size;
   }
 
   get running(): boolean {
@@ -85,12 +85,17 @@ export class MediaClock {
     return this.slotClients.flatMap((s) => [...s]);
   }
 
+  /** The slot (0..slots-1) a client was given, or undefined when it is not on this clock. */
+  slotOf(c: ClockClient): number | undefined {
+    return this.slotIndex.get(c);
+  }
+
   add(c: ClockClient): void {
-    if (this.slotOf.has(c)) return;
+    if (this.slotIndex.has(c)) return;
     let best = 0;
     for (let s = 1; s < this.slots; s++) if (this.slotClients[s].size < this.slotClients[best].size) best = s;
     this.slotClients[best].add(c);
-    this.slotOf.set(c, best);
+    this.slotIndex.set(c, best);
     if (!this.timer && !this.ticking) {
       this.start = process.hrtime.bigint();
       this.done = 0n;
@@ -99,11 +104,11 @@ export class MediaClock {
   }
 
   remove(c: ClockClient): void {
-    const s = this.slotOf.get(c);
+    const s = this.slotIndex.get(c);
     if (s === undefined) return;
-    this.slotOf.delete(c);
+    this.slotIndex.delete(c);
     this.slotClients[s].delete(c);
-    if (this.slotOf.size === 0 && this.timer) {
+    if (this.slotIndex.size === 0 && this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.nextDueMs = Infinity;
@@ -113,7 +118,7 @@ export class MediaClock {
   /** Stop the clock (all clients are dropped). */
   stop(): void {
     for (const s of this.slotClients) s.clear();
-    this.slotOf.clear();
+    this.slotIndex.clear();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.nextDueMs = Infinity;
@@ -160,7 +165,7 @@ export class MediaClock {
     } finally {
       this.ticking = false;
     }
-    if (this.slotOf.size > 0) this.schedule();
+    if (this.slotIndex.size > 0) this.schedule();
     else {
       this.timer = undefined;
       this.nextDueMs = Infinity;
@@ -171,11 +176,13 @@ export class MediaClock {
     const now = process.hrtime.bigint();
     let due = (now - this.start) / this.slotNs - this.done;
     if (due > BigInt(MAX_CATCHUP * this.slots)) {
-      // Far behind (a stall): re-base on now rather than sending a burst. The slot tick due now
-      // is the one after those already done, so every client keeps its place in the period.
+      // Far behind (a stall): re-base on now rather than sending a burst. One whole period is
+      // run at once (each client sends one frame now), then the schedule goes on from now with
+      // every client in its place in the period.
       this.stats.rebases++;
-      this.start = now - (this.done + 1n) * this.slotNs;
-      due = 1n;
+      const slots = BigInt(this.slots);
+      this.start = now - (this.done + slots) * this.slotNs;
+      due = slots;
     }
     const slots = BigInt(this.slots);
     for (let i = 0n; i < due; i++) {
