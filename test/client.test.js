@@ -248,5 +248,44 @@ describe('CtPort against the bundled ctserver (TCP)', function () {
       (await m.rollLog()).status.should.equal('OK');
       await m.command('off_hook').should.be.rejectedWith(/acts on a port/);
     });
+
+    it('answers port_status of a 700-port server in full (a reply line over 8 KiB)', async function () {
+      const big = await startServer({ ports: 700 });
+      const m = new CtManager({ managerPort: big.managerPort });
+      clients.push(m);
+      try {
+        await m.connect();
+        const st = await m.portStatus();
+        st.raw.length.should.be.above(8192);
+        st.ports.length.should.equal(700);
+        st.ports[699].should.eql({ port: 700, state: 'idle', hook: 'on', script: '' });
+      } finally {
+        await m.disconnect();
+        await big.server.stop();
+      }
+    });
+
+    it('fails a command whose reply is too long even for the client (ELINETOOLONG), and keeps the connection', async function () {
+      // A misbehaving server: its port_status reply is a 2 MiB line.
+      const peer = net.createServer((sock) => {
+        sock.on('data', (d) => {
+          if (String(d).startsWith('cmd=portstatus')) sock.write(`rly=portstatus src=-2 dst=-2 arg1=OK arg2=${'x'.repeat(2 << 20)} argc=2\n`);
+        });
+      });
+      await new Promise((r) => peer.listen(0, '127.0.0.1', r));
+      const m = new CtManager({ managerPort: peer.address().port, reconnect: false });
+      clients.push(m);
+      const protocolErrors = [];
+      m.on('protocol_error', (e) => protocolErrors.push(e.code));
+      try {
+        await m.connect();
+        await m.portStatus().should.be.rejectedWith({ code: 'ELINETOOLONG', head: /^rly=portstatus src=-2/ });
+        protocolErrors.should.eql(['ELINETOOLONG']);
+        m.isConnected.should.be.true();
+      } finally {
+        await m.disconnect();
+        peer.close();
+      }
+    });
   });
 });

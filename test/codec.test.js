@@ -147,6 +147,7 @@ describe('codec', function () {
       errors.length.should.equal(1);
       errors[0].code.should.equal('ELINETOOLONG');
       errors[0].message.should.match(/longer than 8192 bytes/);
+      errors[0].head.should.equal('x'.repeat(80)); // the start of the line, to tell which reply it was
       lines.should.eql(['rly=ok src=0 dst=0']);
     });
     it('holds an unfinished line until its newline', function () {

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
-import { LineSplitter, MANAGER_HANDLE, ParsedMessage, encodeRequest, parseLine, unescapeTextLenient } from './codec';
+import { LineSplitter, MANAGER_HANDLE, MAX_REPLY_BYTES, ParsedMessage, encodeRequest, parseLine, unescapeTextLenient } from './codec';
 import {
   ArgValue,
   CommandResult,
@@ -22,7 +22,7 @@ import {
   getCommand,
   interpretReply,
 } from './catalog';
-import { ConnectionError, CtError, DisconnectedError, NotConnectedError, PortBusyError, ProtocolError, ValidationError } from './errors';
+import { ConnectionError, CtError, DisconnectedError, LineTooLongError, NotConnectedError, PortBusyError, ProtocolError, ValidationError } from './errors';
 import { resolvePlayFiles, resolveRecordPath } from './audio-paths';
 
 export const DEFAULT_BASE_PORT = 1199;
@@ -202,7 +202,8 @@ export abstract class CtConnection extends EventEmitter {
     this.socket = socket;
     const splitter = new LineSplitter(
       (line) => this.onLine(line),
-      (err) => this.emit('protocol_error', err),
+      (err) => this.onLineTooLong(err),
+      MAX_REPLY_BYTES,
     );
     let wasConnected = false;
     socket.on('connect', () => {
@@ -240,6 +241,20 @@ export abstract class CtConnection extends EventEmitter {
         }, delay);
       }
     });
+  }
+
+  /**
+   * A reply too long to keep was dropped: the command it answered must not wait for ever. Its
+   * name is read from the start of the line; that command fails with the error.
+   */
+  private onLineTooLong(err: LineTooLongError): void {
+    this.emit('protocol_error', err);
+    const m = /^\s*rly=(\S+)/.exec(err.head);
+    if (!m) return;
+    const idx = this.pending.findIndex((p) => p.wire === m[1]);
+    if (idx === -1) return;
+    const [p] = this.pending.splice(idx, 1);
+    p.reject(new LineTooLongError(MAX_REPLY_BYTES, err.length, err.head));
   }
 
   private onLine(line: string): void {

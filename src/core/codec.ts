@@ -27,6 +27,11 @@ export interface ParsedMessage {
 export const MANAGER_HANDLE = -2;
 /** Largest line accepted by LineSplitter. */
 export const MAX_LINE_BYTES = 8192;
+/**
+ * The longest reply line a client accepts. Requests stay within MAX_LINE_BYTES, but a reply may
+ * be long: `port_status` of a 1024-port server is about 16 KiB.
+ */
+export const MAX_REPLY_BYTES = 1 << 20;
 
 const FORBIDDEN = /[ \r\n\0=\t]/;
 const NAME_RE = /^[A-Za-z0-9_.:+\-#*]+$/;
@@ -166,6 +171,7 @@ export class LineSplitter {
   private bufBytes = 0;
   private discarding = false;
   private discarded = 0;
+  private head = '';
   private readonly decoder = new StringDecoder('utf8');
 
   constructor(
@@ -188,6 +194,7 @@ export class LineSplitter {
         if (this.bufBytes > this.maxLineBytes) {
           this.discarding = true;
           this.discarded = this.bufBytes;
+          this.head = this.buf.slice(0, 80);
           this.buf = '';
           this.bufBytes = 0;
         }
@@ -197,7 +204,9 @@ export class LineSplitter {
         const n = this.discarded;
         this.discarding = false;
         this.discarded = 0;
-        this.onError(new LineTooLongError(this.maxLineBytes, n));
+        const head = this.head;
+        this.head = '';
+        this.onError(new LineTooLongError(this.maxLineBytes, n, head));
       } else {
         const line = this.buf.replace(/\0/g, '').replace(/\r$/, '').replace(/ +$/, '');
         this.buf = '';

@@ -23,10 +23,13 @@ export class ProtocolError extends CtError {
 /** A line longer than the splitter allows; the connection survives, the line is dropped. */
 export class LineTooLongError extends ProtocolError {
   readonly length: number;
-  constructor(limit: number, length: number) {
+  /** The first characters of the discarded line (up to 80), to tell which reply it was. */
+  readonly head: string;
+  constructor(limit: number, length: number, head = '') {
     super(`line longer than ${limit} bytes (${length} bytes received without a newline); it was discarded`);
     (this as { code: string }).code = 'ELINETOOLONG';
     this.length = length;
+    this.head = head;
   }
 }
 
