@@ -254,7 +254,7 @@ export abstract class CtConnection extends EventEmitter {
     const idx = this.pending.findIndex((p) => p.wire === m[1]);
     if (idx === -1) return;
     const [p] = this.pending.splice(idx, 1);
-    p.reject(new LineTooLongError(MAX_REPLY_BYTES, err.length, err.head));
+    p.reject(err);
   }
 
   private onLine(line: string): void {

@@ -53,6 +53,8 @@ export class MediaClock {
   /** Slot ticks done since `start`. */
   private done = 0n;
   private readonly slotNs: bigint;
+  /** `slots` as a bigint, for the schedule arithmetic. */
+  private readonly slotCount: bigint;
   private readonly sampleSize: number;
   readonly slots: number;
   readonly stats: ClockStats;
@@ -65,7 +67,8 @@ export class MediaClock {
     const slots = opts.slots ?? DEFAULT_SLOTS;
     if (!Number.isInteger(slots) || slots < 1 || slots > 20) throw new RangeError(`MediaClock slots must be an integer from 1 to 20, not ${slots}`);
     this.slots = slots;
-    this.slotNs = FRAME_NS / BigInt(slots);
+    this.slotCount = BigInt(slots);
+    this.slotNs = FRAME_NS / this.slotCount;
     this.slotClients = Array.from({ length: slots }, () => new Set<ClockClient>());
     this.sampleSize = opts.latencySamples ?? 4096;
     this.onError = opts.onError ?? (() => undefined);
@@ -133,8 +136,8 @@ export class MediaClock {
 
   private schedule(): void {
     // Wake for the next slot that has clients (a lone call does not wake the process 500 times a second).
+    const slots = this.slotCount;
     let k = 1n;
-    const slots = BigInt(this.slots);
     while (k < slots && this.slotClients[Number((this.done + k) % slots)].size === 0) k++;
     const next = this.start + (this.done + k) * this.slotNs;
     const wait = Number(next - process.hrtime.bigint()) / 1e6;
@@ -173,18 +176,17 @@ export class MediaClock {
   }
 
   private runDue(): void {
+    const slots = this.slotCount;
     const now = process.hrtime.bigint();
     let due = (now - this.start) / this.slotNs - this.done;
-    if (due > BigInt(MAX_CATCHUP * this.slots)) {
+    if (due > BigInt(MAX_CATCHUP) * slots) {
       // Far behind (a stall): re-base on now rather than sending a burst. One whole period is
       // run at once (each client sends one frame now), then the schedule goes on from now with
       // every client in its place in the period.
       this.stats.rebases++;
-      const slots = BigInt(this.slots);
       this.start = now - (this.done + slots) * this.slotNs;
       due = slots;
     }
-    const slots = BigInt(this.slots);
     for (let i = 0n; i < due; i++) {
       this.done++;
       const set = this.slotClients[Number(this.done % slots)];
